@@ -1,0 +1,5 @@
+import sys
+
+from kitgc.cli import main
+
+sys.exit(main())

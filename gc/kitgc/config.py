@@ -1,0 +1,246 @@
+"""Configuration: one table of variables, read from the environment and from flags.
+
+The same table drives parsing, ``kitgc --help`` and the README, so the three cannot drift.
+Every bad value raises :class:`ConfigError` with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from kitgc.errors import ConfigError
+from kitgc.imageref import InvalidReference, split_address
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def parse_bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ValueError(f"expected true/false (or 1/0, yes/no, on/off), got {value!r}")
+
+
+def parse_duration(value: str) -> timedelta:
+    """``0``, ``90s``, ``30m``, ``24h``, ``7d`` or combinations such as ``1d12h``."""
+    v = value.strip().lower()
+    if v == "0":
+        return timedelta(0)
+    m = _DURATION.match(v)
+    if not v or not m or not any(m.groups()):
+        raise ValueError(f"expected a duration such as 0, 90s, 30m, 24h or 7d, got {value!r}")
+    d, h, mi, s = (int(g) if g else 0 for g in m.groups())
+    try:
+        return timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    except OverflowError:
+        raise ValueError(f"duration {value!r} is too large") from None
+
+
+def format_duration(td: timedelta) -> str:
+    secs = int(td.total_seconds())
+    if secs == 0:
+        return "0"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs % size == 0:
+            return f"{secs // size}{unit}"
+    return f"{secs}s"
+
+
+def _positive_int(lo: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            n = int(value.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {value!r}") from None
+        if n < lo:
+            raise ValueError(f"must be at least {lo}, got {n}")
+        return n
+
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        v = value.strip().lower()
+        if v not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return v
+
+    return parse
+
+
+def _address(value: str) -> str:
+    try:
+        host, prefix = split_address(value)
+    except InvalidReference as exc:
+        raise ValueError(str(exc)) from None
+    return f"{host}/{prefix}" if prefix else host
+
+
+def _organizations(value: str) -> tuple[str, ...]:
+    orgs = tuple(o.strip().strip("/") for o in value.split(","))
+    if not orgs or any(not o for o in orgs):
+        raise ValueError(f"expected comma-separated organizations, got {value!r}")
+    for org in orgs:
+        for part in org.split("/"):
+            if not re.match(r"^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$", part):
+                raise ValueError(f"invalid organization {org!r}")
+    return orgs
+
+
+def _configmap_ref(value: str) -> tuple[str, str]:
+    ns, sep, name = value.strip().partition("/")
+    if not sep or not _NAME.match(ns) or not _NAME.match(name):
+        raise ValueError(f"expected namespace/name, got {value!r}")
+    return ns, name
+
+
+def _readable_file(value: str) -> str:
+    path = value.strip()
+    if not os.path.isfile(path):
+        raise ValueError(f"file {path!r} does not exist or is not a file")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"file {path!r} is not readable")
+    return path
+
+
+def _url(value: str) -> str:
+    v = value.strip()
+    if not re.match(r"^https?://[^\s/]+", v):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return v.rstrip("/")
+
+
+def _text(value: str) -> str:
+    return value
+
+
+@dataclass(frozen=True)
+class Variable:
+    env: str
+    attr: str
+    default: str | None  # as the user would write it; None = unset
+    help: str
+    parse: Callable[[str], Any]
+    secret: bool = False
+    shown_default: str | None = None  # what --help says when the default is computed
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.env.lower().replace("_", "-")
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("DRY_RUN", "dry_run", "true", "write nothing anywhere: no registry DELETE, no Kubernetes write",
+             parse_bool),
+    Variable("REGISTRY_ADDRESS", "registry_address", None,
+             "host[:port][/prefix] of the registry", _address,
+             shown_default="from IntegrationPlatforms/IntegrationProfiles"),
+    Variable("REGISTRY_ORGANIZATION", "organizations", None,
+             "comma-separated organizations (repository path prefixes) to clean", _organizations,
+             shown_default="every organization the platforms name"),
+    Variable("REGISTRY_INSECURE", "registry_insecure", None, "plain HTTP instead of HTTPS", parse_bool,
+             shown_default="false (or the platform's registry.insecure)"),
+    Variable("REGISTRY_CA_FILE", "registry_ca_file", None, "PEM bundle to trust for the registry's TLS",
+             _readable_file, shown_default="system trust"),
+    Variable("REGISTRY_AUTH_FILE", "registry_auth_file", None,
+             "a .dockerconfigjson file with the registry's credentials", _readable_file,
+             shown_default="none"),
+    Variable("MIN_AGE", "min_age", "24h", "grace period before an unreferenced image is deleted",
+             parse_duration),
+    Variable("PRUNE_KITS", "prune_kits", "true", "also delete IntegrationKit objects that nothing uses",
+             parse_bool),
+    Variable("MAX_DELETIONS", "max_deletions", "500", "at most this many manifests deleted in one run",
+             _positive_int(0)),
+    Variable("STATE_CONFIGMAP", "state_configmap", None, "namespace/name of the first-seen state ConfigMap",
+             _configmap_ref, shown_default="<POD_NAMESPACE or default>/camel-k-kit-gc-state"),
+    Variable("PUSHGATEWAY_URL", "pushgateway_url", None, "push metrics to this Pushgateway at the end of a run",
+             _url, shown_default="unset: no push"),
+    Variable("PUSHGATEWAY_USERNAME", "pushgateway_username", None, "basic-auth user for the Pushgateway",
+             _text, shown_default="none"),
+    Variable("PUSHGATEWAY_PASSWORD", "pushgateway_password", None, "basic-auth password for the Pushgateway",
+             _text, secret=True, shown_default="none"),
+    Variable("CLUSTER_NAME", "cluster_name", "default", "grouping key 'instance' for pushed metrics", _text),
+    Variable("CONCURRENCY", "concurrency", "16", "parallel registry requests", _positive_int(1)),
+    Variable("LOG_FORMAT", "log_format", "json", "json (one object per line) or console (for people)",
+             _choice("json", "console")),
+    Variable("LOG_LEVEL", "log_level", "info", "debug, info, warning or error",
+             _choice("debug", "info", "warning", "error")),
+    Variable("REPORT_FILE", "report_file", None, "write the full decision report as JSON here", _text,
+             shown_default="unset"),
+    Variable("REGISTRY_TIMEOUT", "registry_timeout", "30s", "timeout of one registry request",
+             parse_duration),
+    Variable("KUBE_PAGE_SIZE", "kube_page_size", "500", "objects per Kubernetes list page", _positive_int(1)),
+    Variable("ALLOW_EMPTY_CLUSTER", "allow_empty_cluster", "false",
+             "let a run delete most of the registry while the cluster shows no Integration", parse_bool),
+)
+BY_ENV = {v.env: v for v in VARIABLES}
+
+
+@dataclass(frozen=True)
+class Settings:
+    dry_run: bool = True
+    registry_address: str | None = None
+    organizations: tuple[str, ...] | None = None
+    registry_insecure: bool | None = None
+    registry_ca_file: str | None = None
+    registry_auth_file: str | None = None
+    min_age: timedelta = timedelta(hours=24)
+    prune_kits: bool = True
+    max_deletions: int = 500
+    state_configmap: tuple[str, str] = ("default", "camel-k-kit-gc-state")
+    pushgateway_url: str | None = None
+    pushgateway_username: str | None = None
+    pushgateway_password: str | None = field(default=None, repr=False)
+    cluster_name: str = "default"
+    concurrency: int = 16
+    log_format: str = "json"
+    log_level: str = "info"
+    report_file: str | None = None
+    registry_timeout: timedelta = timedelta(seconds=30)
+    kube_page_size: int = 500
+    allow_empty_cluster: bool = False
+
+
+def load(env: Mapping[str, str], flags: Mapping[str, str | None] | None = None) -> Settings:
+    """Build :class:`Settings` from ``env`` with ``flags`` (keyed by variable name) winning.
+
+    An empty variable counts as unset, as Kubernetes ConfigMaps often carry empty keys.
+    """
+    values: dict[str, Any] = {}
+    flags = flags or {}
+    for var in VARIABLES:
+        raw = flags.get(var.env)
+        origin = f"flag {var.flag}"
+        if raw is None:
+            raw = env.get(var.env)
+            origin = var.env
+        if raw is None or raw.strip() == "":
+            raw = var.default
+            origin = f"{var.env} (default)"
+        if raw is None:
+            continue
+        try:
+            values[var.attr] = var.parse(raw)
+        except ValueError as exc:
+            shown = "<hidden>" if var.secret else None
+            msg = str(exc) if shown is None else "invalid value"
+            raise ConfigError(f"invalid {origin}: {msg}") from None
+    if "state_configmap" not in values:
+        ns = (env.get("POD_NAMESPACE") or "").strip() or "default"
+        if not _NAME.match(ns):
+            raise ConfigError(f"invalid POD_NAMESPACE: {ns!r} is not a namespace name")
+        values["state_configmap"] = (ns, "camel-k-kit-gc-state")
+    if values.get("pushgateway_password") and not values.get("pushgateway_username"):
+        raise ConfigError("invalid PUSHGATEWAY_PASSWORD: set PUSHGATEWAY_USERNAME too")
+    return Settings(**values)

@@ -1,0 +1,51 @@
+"""Errors that decide the exit code, so the shell can map them without guessing.
+
+Exit codes are the contract's: 2 for configuration or input errors (nothing touched),
+3 for a safety abort (nothing deleted). Partial failures (exit 1) are not exceptions:
+they are counted in the execution result.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+EXIT_CONFIG = 2
+EXIT_ABORT = 3
+
+
+class KitGCError(Exception):
+    """Base class; ``exit_code`` says how the run ends."""
+
+    exit_code = EXIT_PARTIAL
+
+
+class ConfigError(KitGCError):
+    """Bad configuration or input: one line naming the variable or file at fault."""
+
+    exit_code = EXIT_CONFIG
+
+
+class SafetyAbort(KitGCError):
+    """The reference picture is incomplete or a guard tripped: delete nothing."""
+
+    exit_code = EXIT_ABORT
+
+
+class SourceUnavailable(SafetyAbort):
+    """A reference source could not be read completely (names the source)."""
+
+
+class RegistryError(KitGCError):
+    """The registry answered with an error, or with something that is not what the API says.
+
+    ``code`` is the registry's error code (``UNSUPPORTED``, ``DENIED``…) when it sent one.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class DeletionDisabled(RegistryError):
+    """The registry refuses every DELETE (Distribution without storage.delete.enabled)."""

@@ -1,0 +1,154 @@
+"""Image references: parsing and normalisation, and nothing else.
+
+Follows the grammar of the Distribution project's ``reference`` package (the one Docker,
+containerd and Kubernetes use), like go-containerregistry's ``pkg/name``: transport lives
+elsewhere. An invalid reference is an error, never a guess, because the planner must know
+exactly which digest a reference protects.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DOCKER_HUB = "docker.io"
+_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = re.compile(rf"^{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*$")
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_NAME = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
+_IPV6 = r"\[(?:[a-fA-F0-9:]+)\]"
+_DOMAIN = re.compile(rf"^(?:{_DOMAIN_NAME}|{_IPV6})(?::[0-9]+)?$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
+_SHA256 = re.compile(r"^sha256:[a-f0-9]{64}$")
+_SHA512 = re.compile(r"^sha512:[a-f0-9]{128}$")
+_NAME_MAX = 255
+
+
+class InvalidReference(ValueError):
+    """A string that is not a valid image reference; the message says why."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A normalised image reference.
+
+    ``registry`` is the lower-cased host[:port] (``docker.io`` for Docker Hub, ``""`` for a
+    bare digest such as a runtime's image ID); ``repository`` is the path inside it.
+    """
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.registry}/{self.repository}" if self.registry else self.repository
+
+    def __str__(self) -> str:
+        out = self.name
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+
+def validate_digest(digest: str) -> str:
+    """Return ``digest`` if it is a well-formed digest, else raise :class:`InvalidReference`."""
+    if not _DIGEST.match(digest):
+        raise InvalidReference(f"invalid digest {digest!r}: expected algorithm:hex")
+    algorithm = digest.split(":", 1)[0]
+    if algorithm == "sha256" and not _SHA256.match(digest):
+        raise InvalidReference(f"invalid digest {digest!r}: sha256 needs 64 lower-case hex characters")
+    if algorithm == "sha512" and not _SHA512.match(digest):
+        raise InvalidReference(f"invalid digest {digest!r}: sha512 needs 128 lower-case hex characters")
+    return digest
+
+
+def digest_only(digest: str) -> ImageRef:
+    """A reference that names nothing but a digest (e.g. a bare ``sha256:…`` image ID)."""
+    return ImageRef(registry="", repository="", digest=validate_digest(digest))
+
+
+def _split_domain(name: str) -> tuple[str, str]:
+    first, sep, rest = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+        return first, rest
+    return DOCKER_HUB, name
+
+
+def parse(text: str) -> ImageRef:
+    """Parse and normalise ``text``; raise :class:`InvalidReference` naming the problem."""
+    if not isinstance(text, str):
+        raise InvalidReference(f"image reference must be a string, got {type(text).__name__}")
+    if text == "":
+        raise InvalidReference("empty image reference")
+    if text != text.strip() or any(ch.isspace() for ch in text):
+        raise InvalidReference(f"invalid image reference {text!r}: contains white space")
+
+    remainder, digest = text, None
+    if "@" in remainder:
+        remainder, _, digest = remainder.rpartition("@")
+        if "@" in remainder:
+            raise InvalidReference(f"invalid image reference {text!r}: more than one '@'")
+        validate_digest_for(text, digest)
+
+    tag = None
+    last_slash = remainder.rfind("/")
+    colon = remainder.rfind(":")
+    if colon > last_slash:
+        remainder, tag = remainder[:colon], remainder[colon + 1 :]
+        if not _TAG.match(tag):
+            raise InvalidReference(f"invalid image reference {text!r}: invalid tag {tag!r}")
+
+    if not remainder:
+        raise InvalidReference(f"invalid image reference {text!r}: missing repository name")
+    if len(remainder) > _NAME_MAX:
+        raise InvalidReference(f"invalid image reference {text!r}: name longer than {_NAME_MAX} characters")
+
+    domain, path = _split_domain(remainder)
+    if domain is not DOCKER_HUB and not _DOMAIN.match(domain):
+        raise InvalidReference(f"invalid image reference {text!r}: invalid registry host {domain!r}")
+    if not path:
+        raise InvalidReference(f"invalid image reference {text!r}: missing repository path")
+    for component in path.split("/"):
+        if not _PATH_COMPONENT.match(component):
+            if component != component.lower() and _PATH_COMPONENT.match(component.lower()):
+                raise InvalidReference(
+                    f"invalid image reference {text!r}: repository name must be lower-case"
+                )
+            raise InvalidReference(f"invalid image reference {text!r}: invalid path component {component!r}")
+
+    registry = domain.lower()
+    if registry in _HUB_ALIASES:
+        registry = DOCKER_HUB
+        if "/" not in path:
+            path = f"library/{path}"
+    return ImageRef(registry=registry, repository=path, tag=tag, digest=digest)
+
+
+def validate_digest_for(text: str, digest: str) -> None:
+    try:
+        validate_digest(digest)
+    except InvalidReference as exc:
+        raise InvalidReference(f"invalid image reference {text!r}: {exc}") from None
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """Split a registry address ``host[:port][/path/prefix]`` into (host, prefix)."""
+    address = address.strip().rstrip("/")
+    for scheme in ("https://", "http://"):
+        if address.startswith(scheme):
+            address = address[len(scheme) :]
+    host, _, prefix = address.partition("/")
+    if not host or not _DOMAIN.match(host):
+        raise InvalidReference(f"invalid registry address {address!r}: expected host[:port][/prefix]")
+    for component in prefix.split("/") if prefix else ():
+        if not _PATH_COMPONENT.match(component):
+            raise InvalidReference(f"invalid registry address {address!r}: invalid path {prefix!r}")
+    return host.lower(), prefix

@@ -1,0 +1,281 @@
+"""The plain data that flows between the stages of a pass.
+
+Reading the registry produces an :class:`Inventory`; reading the cluster produces a
+:class:`ClusterSnapshot`; the pure planner turns both, plus :class:`Policy` and the
+first-seen :class:`State`, into a :class:`Plan` of :class:`ManifestDecision` and
+:class:`KitDecision`; the executor carries the plan out. Nothing here does I/O, so every
+stage can be tested with data built by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+
+from kitgc.imageref import ImageRef
+
+# --- registry side -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A config or layer blob named by a manifest, with its size in bytes."""
+
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One manifest (image or index) in one repository, identified by its digest.
+
+    ``tags`` are the tags of this repository that point at it now (empty for the untagged
+    children of an index). ``children`` are the digests of the manifests an index lists.
+    ``blobs`` are the config and layer blobs an image manifest names (empty for an index).
+    """
+
+    repository: str
+    digest: str
+    media_type: str
+    tags: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
+    blobs: tuple[Blob, ...] = ()
+    size: int = 0  # bytes of the manifest body itself
+
+    @property
+    def is_index(self) -> bool:
+        return bool(self.children) or self.media_type in INDEX_MEDIA_TYPES
+
+    @property
+    def key(self) -> str:
+        """``repository@digest``: the identity used in state, reports and decisions."""
+        return f"{self.repository}@{self.digest}"
+
+
+@dataclass(frozen=True)
+class RepositoryProblem:
+    """A repository, or a tag in it, that could not be read completely.
+
+    The planner keeps every manifest of such a repository: with a tag unresolved we cannot
+    know which digest a tag reference protects.
+    """
+
+    repository: str
+    message: str
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What the registry holds in scope: in-scope repositories and their manifests."""
+
+    registry: str  # host[:port] as configured
+    repositories: tuple[str, ...]  # every in-scope repository that was listed
+    manifests: tuple[Manifest, ...]
+    problems: tuple[RepositoryProblem, ...] = ()
+    out_of_scope: int = 0  # repositories in the catalog that were not ours (never touched)
+
+
+# --- cluster side --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """A Kubernetes object that refers to an image, for reasons a person can read."""
+
+    kind: str
+    name: str
+    namespace: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An image reference found in the cluster, and where it was found."""
+
+    image: ImageRef
+    source: ObjectRef
+    field: str = ""  # e.g. "spec.template.spec.containers[app].image"
+
+
+@dataclass(frozen=True)
+class UnparsableReference:
+    """A string in an image field that is not a valid reference: the pass must abort."""
+
+    raw: str
+    source: ObjectRef
+    field: str
+    error: str
+
+
+BUILDING_PHASES = frozenset({"", "Initialization", "Waiting For Platform", "Build Submitted", "Build Running"})
+FINISHED_PHASES = frozenset({"Ready", "Error", "Cannot Build"})
+PRUNABLE_KIT_TYPES = frozenset({"platform", "user"})
+INDEX_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Kit:
+    """An IntegrationKit, reduced to what the planner needs."""
+
+    namespace: str
+    name: str
+    kit_type: str  # label camel.apache.org/kit.type: platform, user, external, synthetic, or ""
+    phase: str
+    created: datetime
+    image: ImageRef | None = None  # status.image (the built image, usually by digest)
+    spec_image: ImageRef | None = None  # spec.image (external kits)
+    base_image: ImageRef | None = None  # status.baseImage
+    root_image: ImageRef | None = None  # status.rootImage
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef("IntegrationKit", self.name, self.namespace)
+
+    @property
+    def building(self) -> bool:
+        """Unknown phases count as building: the safe reading."""
+        return self.phase not in FINISHED_PHASES
+
+    @property
+    def repository_name(self) -> str:
+        """Last path segment of the repository the operator pushes this kit to."""
+        return f"camel-k-{self.name}"
+
+
+@dataclass(frozen=True)
+class KitUse:
+    """An Integration (or other owner) that uses a kit by name."""
+
+    user: ObjectRef
+    kit_namespace: str
+    kit_name: str
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    """Every reference the cluster holds, read completely (or the pass aborts)."""
+
+    references: tuple[Reference, ...]
+    kits: tuple[Kit, ...]
+    kit_uses: tuple[KitUse, ...]
+    unparsable: tuple[UnparsableReference, ...] = ()
+    integrations: int = 0  # how many Integrations exist (wrong-cluster guard)
+    sources_read: tuple[str, ...] = ()  # e.g. "apps/v1 deployments", for the report
+    objects_read: int = 0
+
+
+# --- policy, state, decisions --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    organizations: tuple[str, ...]  # full repository path prefixes (registry path prefix included)
+    min_age: timedelta
+    prune_kits: bool
+    max_deletions: int
+
+
+def state_key(repository: str, digest: str) -> str:
+    """Key of the first-seen state: ``repository@<algorithm>:<first 24 hex>``.
+
+    Truncated so that 20,000 entries fit a ConfigMap (1 MiB); 96 bits cannot collide in
+    practice, and a collision could only make a manifest look older than it is within one
+    repository of unreferenced manifests.
+    """
+    algorithm, _, hexpart = digest.partition(":")
+    return f"{repository}@{algorithm}:{hexpart[:24]}"
+
+
+@dataclass(frozen=True)
+class State:
+    """First-seen times of unreferenced manifests, keyed by :func:`state_key`."""
+
+    first_seen: dict[str, datetime] = field(default_factory=dict)
+
+
+class Action(str, Enum):
+    KEEP = "keep"
+    DELETE = "delete"
+    DEFER = "defer"  # eligible, but over MAX_DELETIONS this run
+
+
+@dataclass(frozen=True)
+class ManifestDecision:
+    manifest: Manifest
+    action: Action
+    reason: str
+    evidence_since: datetime | None = None  # best evidence of age for unreferenced manifests
+    referenced: bool = False  # kept because something refers to it (for kitgc_manifests_referenced)
+    reasons: tuple[str, ...] = ()  # every reason that applies, first = ``reason`` (for explain)
+
+
+@dataclass(frozen=True)
+class KitDecision:
+    kit: Kit
+    action: Action
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    manifests: tuple[ManifestDecision, ...]
+    kits: tuple[KitDecision, ...]
+    state: State  # first-seen state to write back after the run
+
+    @property
+    def manifest_deletions(self) -> tuple[ManifestDecision, ...]:
+        return tuple(d for d in self.manifests if d.action is Action.DELETE)
+
+    @property
+    def kit_deletions(self) -> tuple[KitDecision, ...]:
+        return tuple(d for d in self.kits if d.action is Action.DELETE)
+
+
+# --- outcome -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeletionFailure:
+    target: str  # "repo@digest" or "IntegrationKit ns/name"
+    message: str
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    manifests_deleted: tuple[str, ...] = ()  # keys
+    kits_deleted: tuple[str, ...] = ()  # "ns/name"
+    failures: tuple[DeletionFailure, ...] = ()
+    deletion_disabled: bool = False  # the registry answered 405 UNSUPPORTED
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one run did, for the summary log event, the report and the metrics."""
+
+    outcome: str  # success | partial | aborted | config_error
+    exit_code: int
+    dry_run: bool
+    started_at: float  # Unix time
+    duration_seconds: float
+    repositories_scanned: int = 0
+    manifests_scanned: int = 0
+    manifests_referenced: int = 0
+    manifests_eligible: int = 0  # would be, or were, deleted (DELETE decisions)
+    manifests_deferred: int = 0  # eligible but over MAX_DELETIONS
+    manifests_deleted: int = 0
+    kits_deleted: int = 0
+    kits_eligible: int = 0
+    delete_failures: int = 0
+    bytes_reclaimable: int = 0
+    registry_errors: int = 0
+    deletion_disabled: bool = False
+    message: str = ""
