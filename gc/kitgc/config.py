@@ -125,6 +125,23 @@ def _text(value: str) -> str:
     return value
 
 
+def _label(value: str) -> str:
+    v = value.strip()
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", v):
+        raise ValueError(f"expected a short name of letters, digits, '.', '_' or '-', got {value!r}")
+    return v
+
+
+def _writable_path(value: str) -> str:
+    path = value.strip()
+    directory = os.path.dirname(os.path.abspath(path))
+    if not path or os.path.isdir(path):
+        raise ValueError(f"expected a file path, got {value!r}")
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise ValueError(f"directory {directory!r} does not exist or is not writable")
+    return path
+
+
 @dataclass(frozen=True)
 class Variable:
     env: str
@@ -170,13 +187,13 @@ VARIABLES: tuple[Variable, ...] = (
              _text, shown_default="none"),
     Variable("PUSHGATEWAY_PASSWORD", "pushgateway_password", None, "basic-auth password for the Pushgateway",
              _text, secret=True, shown_default="none"),
-    Variable("CLUSTER_NAME", "cluster_name", "default", "grouping key 'instance' for pushed metrics", _text),
+    Variable("CLUSTER_NAME", "cluster_name", "default", "grouping key 'instance' for pushed metrics", _label),
     Variable("CONCURRENCY", "concurrency", "16", "parallel registry requests", _positive_int(1)),
     Variable("LOG_FORMAT", "log_format", "json", "json (one object per line) or console (for people)",
              _choice("json", "console")),
     Variable("LOG_LEVEL", "log_level", "info", "debug, info, warning or error",
              _choice("debug", "info", "warning", "error")),
-    Variable("REPORT_FILE", "report_file", None, "write the full decision report as JSON here", _text,
+    Variable("REPORT_FILE", "report_file", None, "write the full decision report as JSON here", _writable_path,
              shown_default="unset"),
     Variable("REGISTRY_TIMEOUT", "registry_timeout", "30s", "timeout of one registry request",
              parse_duration),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from kitgc.imageref import ImageRef
 
@@ -202,7 +202,7 @@ class State:
     first_seen: dict[str, datetime] = field(default_factory=dict)
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     KEEP = "keep"
     DELETE = "delete"
     DEFER = "defer"  # eligible, but over MAX_DELETIONS this run

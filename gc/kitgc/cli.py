@@ -1,0 +1,118 @@
+"""Command line: ``kitgc`` runs one pass; ``kitgc explain IMAGE`` says why an image stays.
+
+Flags mirror the environment variables of :data:`kitgc.config.VARIABLES` (a flag wins), and
+``--help`` is generated from that same table so it cannot drift from what the code reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kitgc import __version__, logs
+from kitgc.config import VARIABLES, Settings, load
+from kitgc.errors import EXIT_CONFIG, ConfigError
+
+os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
+
+
+def _variables_help() -> str:
+    width = max(len(v.env) for v in VARIABLES)
+    lines = ["environment variables (a flag of the same name wins, e.g. --min-age 7d):"]
+    for v in VARIABLES:
+        default = v.shown_default if v.shown_default is not None else (v.default if v.default is not None else "unset")
+        lines.append(f"  {v.env:<{width}}  {v.help} [default: {default}]")
+    lines += [
+        "",
+        "exit codes: 0 pass completed, 1 some deletions (or reads) failed, 2 configuration or",
+        "input error (nothing touched), 3 aborted for safety (nothing deleted).",
+    ]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kitgc",
+        description="Garbage-collect Apache Camel K kit images from a container registry: one pass, then exit. "
+        "Dry run unless DRY_RUN=false.",
+        epilog=_variables_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"kitgc {__version__}")
+    for v in VARIABLES:
+        kwargs: dict[str, Any] = {"dest": v.env, "metavar": "VALUE", "help": argparse.SUPPRESS}
+        if v.parse.__name__ == "parse_bool":
+            kwargs.update(nargs="?", const="true")
+        parser.add_argument(v.flag, **kwargs)
+    sub = parser.add_subparsers(dest="command")
+    explain = sub.add_parser("explain", help="read-only: say why an image or digest would be kept or deleted")
+    explain.add_argument("image", help="an image reference (repo:tag, repo@sha256:…) or a bare digest")
+    return parser
+
+
+def _flags(ns: argparse.Namespace) -> dict[str, str | None]:
+    return {v.env: getattr(ns, v.env, None) for v in VARIABLES}
+
+
+def _early_logging(env: Mapping[str, str], flags: Mapping[str, str | None]) -> None:
+    """Log set-up before the configuration is known to be valid (for its own error line)."""
+    fmt = (flags.get("LOG_FORMAT") or env.get("LOG_FORMAT") or "json").strip().lower()
+    logs.configure("console" if fmt == "console" else "json", "info")
+
+
+class _Stop:
+    """SIGTERM (what Kubernetes sends) stops cleanly after the deletions in flight."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def handle(self, signum: int, _frame: Any) -> None:
+        self.requested = True
+        logs.get_logger().warning("stop_requested", signal=signal.Signals(signum).name)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = dict(os.environ if env is None else env)
+    ns = build_parser().parse_args(argv)
+    flags = _flags(ns)
+    try:
+        settings = load(env, flags)
+    except ConfigError as exc:
+        _early_logging(env, flags)
+        logs.get_logger().error("config_error", error=str(exc), exit_code=EXIT_CONFIG)
+        from kitgc.metrics import push_config_error
+
+        push_config_error(env, version=__version__)
+        return EXIT_CONFIG
+    logs.configure(settings.log_format, settings.log_level)
+    if ns.command == "explain":
+        from kitgc.explain import explain
+
+        return explain(settings, ns.image)
+    return _run(settings, env)
+
+
+def _run(settings: Settings, env: Mapping[str, str]) -> int:
+    from kitgc.metrics import push_metrics
+    from kitgc.run import run_pass
+
+    stop = _Stop()
+    previous = signal.signal(signal.SIGTERM, stop.handle)
+    try:
+        outcome = run_pass(settings, env=env, should_stop=stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if settings.pushgateway_url:
+        push_metrics(outcome.summary, settings, version=__version__)
+    return outcome.summary.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
