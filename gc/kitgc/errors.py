@@ -49,3 +49,14 @@ class RegistryError(KitGCError):
 
 class DeletionDisabled(RegistryError):
     """The registry refuses every DELETE (Distribution without storage.delete.enabled)."""
+
+
+class KubernetesError(KitGCError):
+    """A Kubernetes write failed (kit deletion, state ConfigMap): the pass is partial (exit 1).
+
+    Reads that fail raise :class:`SourceUnavailable` instead, which aborts the pass.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

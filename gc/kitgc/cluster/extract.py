@@ -1,0 +1,264 @@
+"""Image references, kits and kit uses, pulled out of raw Kubernetes JSON objects.
+
+Pure functions over dicts, one per source kind, so that every rule is testable without
+a server. Each rule errs on the side of keeping: an image string that cannot be parsed is
+not skipped but reported as :class:`UnparsableReference` (the pass then aborts), because a
+reference we cannot read might be the one that protects an image.
+
+Deliberately absent: ``status.digest`` of Integrations and IntegrationKits, which is a
+hash of the spec and not an image digest; and references from IntegrationKits, whose
+images the planner protects itself once it has decided which kits stay.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kitgc import imageref
+from kitgc.cluster import sources as S
+from kitgc.imageref import ImageRef, InvalidReference
+from kitgc.model import Kit, KitUse, ObjectRef, Reference, UnparsableReference
+
+KIT_TYPE_LABEL = "camel.apache.org/kit.type"
+BUILD_FINISHED = frozenset({"Succeeded", "Failed", "Error", "Interrupted"})
+_CONTAINER_KINDS = ("containers", "initContainers", "ephemeralContainers")
+_STATUS_KINDS = ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses")
+_RUNTIME_PREFIXES = ("docker-pullable://", "docker://")
+_BARE_DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*:[0-9a-fA-F]{32,}")
+
+
+@dataclass
+class Found:
+    """What one or more objects contribute to the cluster snapshot."""
+
+    references: list[Reference] = field(default_factory=list)
+    kits: list[Kit] = field(default_factory=list)
+    kit_uses: list[KitUse] = field(default_factory=list)
+    unparsable: list[UnparsableReference] = field(default_factory=list)
+
+    def extend(self, other: Found) -> None:
+        self.references += other.references
+        self.kits += other.kits
+        self.kit_uses += other.kit_uses
+        self.unparsable += other.unparsable
+
+    def image(self, value: Any, src: ObjectRef, path: str, *, runtime: bool = False) -> None:
+        """Record ``value`` found at ``path``: a Reference, or an UnparsableReference.
+
+        ``None`` and "" are skipped (a template may leave the image to a webhook; a container
+        not yet pulled has no imageID). ``runtime`` values come from a container runtime and
+        may carry a ``docker-pullable://`` prefix or be a bare ``sha256:…`` image ID.
+        """
+        ref = self.parse(value, src, path, runtime=runtime)
+        if ref is not None:
+            self.references.append(Reference(ref, src, path))
+
+    def parse(self, value: Any, src: ObjectRef, path: str, *, runtime: bool = False) -> ImageRef | None:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            self.unparsable.append(UnparsableReference(repr(value), src, path, f"not a string: {type(value).__name__}"))
+            return None
+        text = value
+        if runtime:
+            for prefix in _RUNTIME_PREFIXES:
+                if text.startswith(prefix):
+                    text = text[len(prefix):]
+        try:
+            if runtime and _BARE_DIGEST.fullmatch(text):
+                return imageref.digest_only(text)
+            return imageref.parse(text)
+        except InvalidReference as exc:
+            self.unparsable.append(UnparsableReference(value, src, path, str(exc)))
+            return None
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def object_ref(kind: str, obj: dict[str, Any]) -> ObjectRef:
+    meta = obj.get("metadata") or {}
+    return ObjectRef(kind, str(meta.get("name") or ""), meta.get("namespace") or None)
+
+
+def pod_spec(found: Found, spec: Any, src: ObjectRef, prefix: str) -> None:
+    """Images of containers, init containers and ephemeral containers of a pod spec."""
+    for kind in _CONTAINER_KINDS:
+        for i, c in enumerate(_items(_get(spec, kind))):
+            found.image(c.get("image"), src, f"{prefix}.{kind}[{c.get('name') or i}].image")
+
+
+def container_statuses(found: Found, status: Any, src: ObjectRef, prefix: str = "status") -> None:
+    """What the runtime actually runs: ``imageID`` (usually by digest) and ``image``."""
+    for kind in _STATUS_KINDS:
+        for i, c in enumerate(_items(_get(status, kind))):
+            where = f"{prefix}.{kind}[{c.get('name') or i}]"
+            found.image(c.get("imageID"), src, f"{where}.imageID", runtime=True)
+            found.image(c.get("image"), src, f"{where}.image", runtime=True)
+
+
+def pod(obj: dict[str, Any], kind: str = "Pod") -> Found:
+    found, src = Found(), object_ref(kind, obj)
+    pod_spec(found, obj.get("spec"), src, "spec")
+    container_statuses(found, obj.get("status"), src)
+    return found
+
+
+def workload(kind: str) -> Callable[[dict[str, Any]], Found]:
+    """Deployment, ReplicaSet, StatefulSet, DaemonSet, Job: ``spec.template.spec``."""
+
+    def extract(obj: dict[str, Any]) -> Found:
+        found, src = Found(), object_ref(kind, obj)
+        pod_spec(found, _get(obj, "spec", "template", "spec"), src, "spec.template.spec")
+        return found
+
+    return extract
+
+
+def cronjob(obj: dict[str, Any]) -> Found:
+    found, src = Found(), object_ref("CronJob", obj)
+    spec = _get(obj, "spec", "jobTemplate", "spec", "template", "spec")
+    pod_spec(found, spec, src, "spec.jobTemplate.spec.template.spec")
+    return found
+
+
+def knative_service(obj: dict[str, Any]) -> Found:
+    found, src = Found(), object_ref("Service.serving.knative.dev", obj)
+    pod_spec(found, _get(obj, "spec", "template", "spec"), src, "spec.template.spec")
+    return found
+
+
+def knative_revision(obj: dict[str, Any]) -> Found:
+    """A Revision keeps its image even when scaled to zero; ``imageDigest`` is the resolved one."""
+    found, src = Found(), object_ref("Revision.serving.knative.dev", obj)
+    pod_spec(found, obj.get("spec"), src, "spec")
+    for i, c in enumerate(_items(_get(obj, "status", "containerStatuses"))):
+        found.image(c.get("imageDigest"), src, f"status.containerStatuses[{c.get('name') or i}].imageDigest")
+    return found
+
+
+def integration(obj: dict[str, Any]) -> Found:
+    found, src = Found(), object_ref("Integration", obj)
+    found.image(_get(obj, "status", "image"), src, "status.image")
+    found.image(_get(obj, "spec", "traits", "container", "image"), src, "spec.traits.container.image")
+    found.image(_get(obj, "spec", "traits", "container", "configuration", "image"), src,
+                "spec.traits.container.configuration.image")
+    own_ns = src.namespace or ""
+    for path in ("status", "spec"):
+        kit = _get(obj, path, "integrationKit")
+        if isinstance(kit, dict) and kit.get("name"):
+            found.kit_uses.append(KitUse(src, str(kit.get("namespace") or own_ns), str(kit["name"])))
+    old = _get(obj, "spec", "kit")  # Camel K 1.x: spec.kit is a kit name in the same namespace
+    if isinstance(old, str) and old:
+        found.kit_uses.append(KitUse(src, own_ns, old))
+    return found
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp as Kubernetes writes it, tz-aware; None when unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def integration_kit(obj: dict[str, Any], now: datetime) -> Found:
+    """A Kit, not References: which kits stay is the planner's decision.
+
+    A kit whose ``creationTimestamp`` cannot be read is dated ``now``: it then looks new,
+    which can only delay its deletion.
+    """
+    found, src = Found(), object_ref("IntegrationKit", obj)
+    labels = _get(obj, "metadata", "labels") or {}
+    found.kits.append(
+        Kit(
+            namespace=src.namespace or "",
+            name=src.name,
+            kit_type=str(labels.get(KIT_TYPE_LABEL) or "") if isinstance(labels, dict) else "",
+            phase=str(_get(obj, "status", "phase") or ""),
+            created=parse_time(_get(obj, "metadata", "creationTimestamp")) or now,
+            image=found.parse(_get(obj, "status", "image"), src, "status.image"),
+            spec_image=found.parse(_get(obj, "spec", "image"), src, "spec.image"),
+            base_image=found.parse(_get(obj, "status", "baseImage"), src, "status.baseImage"),
+            root_image=found.parse(_get(obj, "status", "rootImage"), src, "status.rootImage"),
+        )
+    )
+    return found
+
+
+def _image_fields(value: Any, path: str, key: str = "") -> Iterable[tuple[str, Any]]:
+    """Every value under a key ending in ``image``/``Image``, at any depth."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _image_fields(v, f"{path}.{k}", str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _image_fields(v, f"{path}[{i}]", key)
+    elif key.endswith(("image", "Image")):
+        yield path, value
+
+
+def build(obj: dict[str, Any]) -> Found:
+    """An unfinished Build is about to push, or pull, every image it names."""
+    found, src = Found(), object_ref("Build", obj)
+    if _get(obj, "status", "phase") in BUILD_FINISHED:
+        return found
+    for part in ("spec", "status"):
+        for path, value in _image_fields(obj.get(part), part):
+            found.image(value, src, path)
+    return found
+
+
+def platform_like(kind: str) -> Callable[[dict[str, Any]], Found]:
+    """IntegrationPlatform, IntegrationProfile: the base image every build starts from."""
+
+    def extract(obj: dict[str, Any]) -> Found:
+        found, src = Found(), object_ref(kind, obj)
+        for part in ("spec", "status"):
+            found.image(_get(obj, part, "build", "baseImage"), src, f"{part}.build.baseImage")
+        return found
+
+    return extract
+
+
+EXTRACTORS: dict[S.Source, Callable[[dict[str, Any]], Found]] = {
+    S.PODS: pod,
+    S.DEPLOYMENTS: workload("Deployment"),
+    S.REPLICASETS: workload("ReplicaSet"),
+    S.STATEFULSETS: workload("StatefulSet"),
+    S.DAEMONSETS: workload("DaemonSet"),
+    S.JOBS: workload("Job"),
+    S.CRONJOBS: cronjob,
+    S.KNATIVE_SERVICES: knative_service,
+    S.KNATIVE_REVISIONS: knative_revision,
+    S.INTEGRATIONS: integration,
+    S.INTEGRATION_PLATFORMS: platform_like("IntegrationPlatform"),
+    S.INTEGRATION_PROFILES: platform_like("IntegrationProfile"),
+    S.BUILDS: build,
+}
+
+
+def extract(source: S.Source, obj: dict[str, Any], now: datetime) -> Found:
+    """Everything ``obj`` (an item listed from ``source``) contributes to the snapshot."""
+    if source == S.INTEGRATION_KITS:
+        return integration_kit(obj, now)
+    fn = EXTRACTORS.get(source)
+    if fn is None:
+        raise KeyError(f"no extraction rule for {source}")
+    return fn(obj)

@@ -1,0 +1,259 @@
+"""Read every reference source cluster-wide, completely, or not at all.
+
+A reference that is missed can delete an image that is in use, so a source that cannot be
+read to the end raises :class:`SourceUnavailable` (exit 3) naming it, in one line. What
+is transient (5xx, 429, timeouts, resets) is retried with backoff; an expired continue
+token restarts that source's list from the beginning, so that what one source contributes
+always comes from one consistent list. Only optional APIs (Knative, IntegrationProfiles)
+may be absent, and only when API discovery says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kubernetes
+import structlog
+
+from kitgc.cluster import sources as S
+from kitgc.cluster.connect import KubeHttp, Response, TransportError
+from kitgc.cluster.discovery import PlatformRegistry, registries
+from kitgc.cluster.extract import Found, extract
+from kitgc.errors import KubernetesError, SourceUnavailable
+from kitgc.model import ClusterSnapshot
+
+log = structlog.get_logger("kitgc.cluster")
+
+
+class _Cancelled(Exception):
+    """Another source failed: stop reading this one, the pass aborts anyway."""
+
+
+@dataclass
+class _SourceResult:
+    found: Found = field(default_factory=Found)
+    objects: int = 0
+
+
+def _unavailable(source: S.Source, why: str) -> SourceUnavailable:
+    hint = ""
+    if source.group == S.CAMEL and why.startswith("404"):
+        hint = "; are Camel K's CRDs installed?"
+    return SourceUnavailable(f"cannot read {source}: {why}{hint}")
+
+
+class ClusterReader:
+    """Paginated raw lists of :data:`kitgc.cluster.sources.SOURCES`, and kit deletion."""
+
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient,
+        *,
+        page_size: int = 500,
+        retries: int = 3,
+        backoff: float = 0.5,
+        timeout: float = 30.0,
+        relists: int = 3,
+        workers: int = 4,
+        sources: tuple[S.Source, ...] = S.SOURCES,
+    ) -> None:
+        self.http = KubeHttp(api_client, retries=retries, backoff=backoff, timeout=timeout)
+        self.page_size = page_size
+        self.relists = relists
+        self.workers = max(1, workers)
+        self.sources = sources
+        self._lock = threading.Lock()
+        self._stats: dict[str, Any] = {"objects": {}, "pages": 0, "relists": 0, "skipped": []}
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Objects read per source, pages, relists, retries, optional sources skipped."""
+        with self._lock:
+            out = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+                   for k, v in self._stats.items()}
+        out["retries"] = self.http.stats["retries"]
+        return out
+
+    # --- lists -------------------------------------------------------------------------
+
+    def _pages(self, source: S.Source, stop: threading.Event | None = None) -> Iterator[tuple[int, list[Any]]]:
+        """(attempt, items) page by page; ``attempt`` grows when the list restarts after a 410."""
+        token: str | None = None
+        attempt = 0
+        while True:
+            if stop is not None and stop.is_set():
+                raise _Cancelled()
+            query: list[tuple[str, Any]] = [("limit", self.page_size)]
+            if token:
+                query.append(("continue", token))
+            resp = self._get(source, query)
+            if resp.status == 410 and token:
+                attempt += 1
+                self._bump("relists")
+                if attempt > self.relists:
+                    raise _unavailable(source, f"{resp.status_message()} (list restarted {self.relists} times)")
+                log.info("list_restarted", source=str(source), reason=resp.status_reason() or "Gone")
+                token = None
+                continue
+            if not resp.ok:
+                raise _unavailable(source, resp.status_message())
+            items, token = self._page(source, resp)
+            self._bump("pages")
+            yield attempt, items
+            if not token:
+                return
+
+    def _get(self, source: S.Source, query: list[tuple[str, Any]]) -> Response:
+        try:
+            return self.http.request("GET", source.path, query=query)
+        except TransportError as exc:
+            raise _unavailable(source, f"no answer from the API server: {exc}") from None
+
+    @staticmethod
+    def _page(source: S.Source, resp: Response) -> tuple[list[Any], str | None]:
+        try:
+            body = resp.json()
+        except ValueError:
+            snippet = " ".join(resp.data[:80].decode("utf-8", "replace").split())
+            raise _unavailable(source, f"the API server answered {resp.status} with a body that is not JSON: "
+                                       f"{snippet!r}") from None
+        items = body.get("items") if isinstance(body, dict) else None
+        if isinstance(body, dict) and items is None and "items" in body:
+            items = []  # an empty list may be serialised as null
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise _unavailable(source, f"the API server answered {resp.status} with something that is not a list")
+        meta = body.get("metadata") or {}
+        token = meta.get("continue") if isinstance(meta, dict) else None
+        return items, token if isinstance(token, str) and token else None
+
+    def list_raw(self, source: S.Source) -> Iterator[dict[str, Any]]:
+        """Raw JSON items of ``source``, cluster-wide, page by page.
+
+        After an expired continue token the list restarts, so items already yielded may
+        come again (a newer version of them): treat the result as a set.
+        """
+        for _attempt, items in self._pages(source):
+            yield from items
+
+    def _list_all(self, source: S.Source) -> list[dict[str, Any]]:
+        """The complete list from one consistent listing (small sources only)."""
+        out: list[dict[str, Any]] = []
+        current = 0
+        for attempt, items in self._pages(source):
+            if attempt != current:
+                out, current = [], attempt
+            out += items
+        return out
+
+    def served(self, source: S.Source) -> bool:
+        """Whether the API server serves ``source``; asked of API discovery, for optional APIs."""
+        gv = f"/apis/{source.group}/{source.version}" if source.group else f"/api/{source.version}"
+        try:
+            resp = self.http.request("GET", gv)
+        except TransportError as exc:
+            raise SourceUnavailable(f"cannot discover {source.group_version} (for {source}): {exc}") from None
+        if resp.status == 404:
+            return False
+        if not resp.ok:
+            raise SourceUnavailable(f"cannot discover {source.group_version} (for {source}): {resp.status_message()}")
+        try:
+            body = resp.json()
+            names = {r.get("name") for r in body.get("resources") or [] if isinstance(r, dict)}
+        except (ValueError, AttributeError):
+            raise SourceUnavailable(
+                f"cannot discover {source.group_version} (for {source}): the answer is not an APIResourceList"
+            ) from None
+        return source.plural in names
+
+    # --- snapshot ----------------------------------------------------------------------
+
+    def snapshot(self) -> ClusterSnapshot:
+        """Every reference in the cluster, or :class:`SourceUnavailable` naming what failed."""
+        now = datetime.now(UTC)
+        todo = []
+        for source in self.sources:
+            if source.optional and not self.served(source):
+                log.info("optional_api_absent", source=str(source))
+                with self._lock:
+                    self._stats["skipped"].append(str(source))
+                continue
+            todo.append(source)
+        stop = threading.Event()
+        with ThreadPoolExecutor(max_workers=min(self.workers, max(1, len(todo)))) as pool:
+            futures = [pool.submit(self._read_source, s, now, stop) for s in todo]
+            outcomes: list[_SourceResult | BaseException] = []
+            for fut in futures:
+                try:
+                    outcomes.append(fut.result())
+                except BaseException as exc:
+                    stop.set()
+                    outcomes.append(exc)
+        errors = [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, _Cancelled)]
+        if errors:
+            raise errors[0]  # the first failing source in table order
+
+        total = Found()
+        integrations = objects = 0
+        for source, result in zip(todo, outcomes, strict=True):
+            assert isinstance(result, _SourceResult)
+            total.extend(result.found)
+            objects += result.objects
+            if source == S.INTEGRATIONS:
+                integrations = result.objects
+        return ClusterSnapshot(
+            references=tuple(total.references),
+            kits=tuple(total.kits),
+            kit_uses=tuple(total.kit_uses),
+            unparsable=tuple(total.unparsable),
+            integrations=integrations,
+            sources_read=tuple(str(s) for s in todo),
+            objects_read=objects,
+        )
+
+    def _read_source(self, source: S.Source, now: datetime, stop: threading.Event) -> _SourceResult:
+        result, current = _SourceResult(), 0
+        try:
+            for attempt, items in self._pages(source, stop):
+                if attempt != current:  # a restarted list replaces what the expired one gave
+                    result, current = _SourceResult(), attempt
+                for obj in items:
+                    result.found.extend(extract(source, obj, now))
+                result.objects += len(items)
+        except BaseException:
+            stop.set()
+            raise
+        with self._lock:
+            self._stats["objects"][str(source)] = result.objects
+        log.debug("source_read", source=str(source), objects=result.objects)
+        return result
+
+    def _bump(self, key: str) -> None:
+        with self._lock:
+            self._stats[key] += 1
+
+    # --- platforms and writes ----------------------------------------------------------
+
+    def platform_registries(self) -> list[PlatformRegistry]:
+        """Registries named by IntegrationPlatforms and (when served) IntegrationProfiles."""
+        platforms = self._list_all(S.INTEGRATION_PLATFORMS)
+        profiles = self._list_all(S.INTEGRATION_PROFILES) if self.served(S.INTEGRATION_PROFILES) else []
+        return registries(platforms, profiles)
+
+    def delete_kit(self, namespace: str, name: str) -> bool:
+        """DELETE one IntegrationKit; False when it was already gone."""
+        path = f"/apis/{S.CAMEL}/v1/namespaces/{namespace}/integrationkits/{name}"
+        try:
+            resp = self.http.request("DELETE", path)
+        except TransportError as exc:
+            raise KubernetesError(f"cannot delete IntegrationKit {namespace}/{name}: {exc}") from None
+        if resp.status == 404:
+            return False
+        if not resp.ok:
+            raise KubernetesError(f"cannot delete IntegrationKit {namespace}/{name}: {resp.status_message()}",
+                                  status=resp.status)
+        return True
