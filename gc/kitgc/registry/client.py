@@ -1,0 +1,243 @@
+"""Async client for the registry HTTP API: catalog, tags, manifests, delete.
+
+Every answer is checked before it is believed: a manifest's digest is recomputed from its
+body (identity in doubt means no decision can be made about it), error bodies are read for
+their ``code`` (the status alone does not tell "deletion disabled" from "denied"), and any
+body that is not what the API promises becomes a one-line :class:`RegistryError` naming the
+repository and reference, never a traceback. How requests travel (TLS, auth, retries,
+limits) is :mod:`kitgc.registry.transport`'s concern.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+import httpx
+
+from kitgc.errors import ConfigError, DeletionDisabled, RegistryError
+from kitgc.imageref import InvalidReference, split_address, validate_digest
+from kitgc.model import Blob
+from kitgc.registry.auth import Credentials
+from kitgc.registry.mediatypes import MANIFEST_ACCEPT, ManifestFormatError, bare_type, parse_manifest
+from kitgc.registry.transport import OnRequest, Sleep, Transport, error_code, registry_error
+
+__all__ = ["MANIFEST_ACCEPT", "FetchedManifest", "RegistryClient"]
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+# Applied with fullmatch ("$" also matches before a trailing newline); ASCII like Go's \w.
+_REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+_LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*\brel="?next"?', re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FetchedManifest:
+    digest: str
+    media_type: str
+    body: bytes
+    children: tuple[str, ...]
+    blobs: tuple[Blob, ...]
+
+
+class RegistryClient:
+    """One registry at ``address`` (``host[:port]``); an async context manager.
+
+    ``stats`` counts requests sent, by kind (``catalog``, ``tags``, ``manifest_get``,
+    ``manifest_head``, ``delete``, ``token``; an auth challenge answered makes two), and
+    retries (``retry``). ``on_request`` is called after every request with
+    ``(kind, method, url, status or None, seconds)``. ``backoff`` is the first retry delay
+    (doubled each time, with jitter, up to ``max_backoff``); ``Retry-After`` is honoured up
+    to ``retry_after_cap`` seconds; ``sleep`` replaces ``asyncio.sleep`` (tests).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        insecure: bool = False,
+        ca_file: str | None = None,
+        credentials: Credentials | None = None,
+        concurrency: int = 16,
+        timeout: float = 30.0,
+        retries: int = 4,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_request: OnRequest | None = None,
+        backoff: float = 0.5,
+        max_backoff: float = 10.0,
+        retry_after_cap: float = 30.0,
+        sleep: Sleep | None = None,
+    ) -> None:
+        try:
+            host, prefix = split_address(address)
+        except InvalidReference as exc:
+            raise ConfigError(f"invalid REGISTRY_ADDRESS: {exc}") from None
+        if prefix:
+            raise ConfigError(f"invalid registry address {address!r}: the client takes host[:port] only")
+        self.address = host
+        self.concurrency = max(1, concurrency)
+        self.base_url = f"{'http' if insecure else 'https'}://{host}"
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("catalog", "tags", "manifest_get", "manifest_head", "delete", "token", "retry"), 0
+        )
+        self._transport = Transport(
+            self.base_url, insecure=insecure, ca_file=ca_file, credentials=credentials,
+            concurrency=self.concurrency, timeout=timeout, retries=retries, transport=transport,
+            on_request=on_request, backoff=backoff, max_backoff=max_backoff,
+            retry_after_cap=retry_after_cap, stats=self.stats, sleep=sleep,
+        )
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    # --- API ---------------------------------------------------------------------------
+
+    async def catalog(self, page_size: int = 1000) -> list[str]:
+        """Every repository name, following ``Link: <…>; rel="next"`` until it is absent."""
+        return await self._paged(
+            "catalog", f"{self.base_url}/v2/_catalog?n={page_size}", "repositories", "catalog",
+            ("registry:catalog:*",),
+        )
+
+    async def tags(self, repository: str) -> list[str]:
+        """Tags of ``repository`` (``null`` means none left), following ``Link`` pages."""
+        repo = self._repository(repository)
+        return await self._paged(
+            "tags", f"{self.base_url}/v2/{repo}/tags/list", "tags", f"tags of {repo}",
+            (f"repository:{repo}:pull",),
+        )
+
+    async def get_manifest(self, repository: str, reference: str) -> FetchedManifest:
+        """The manifest at ``reference`` (tag or digest), its digest verified against the body."""
+        repo, by_digest, what = self._manifest_target(repository, reference)
+        reply = await self._transport.request(
+            "manifest_get", "GET", f"{self.base_url}/v2/{repo}/manifests/{reference}", what,
+            (f"repository:{repo}:pull",), accept=MANIFEST_ACCEPT,
+        )
+        if reply.status != 200:
+            raise registry_error(what, reply)
+        header = reply.headers.get("Docker-Content-Digest")
+        expected = reference if by_digest else header
+        digest = _sha256(reply.body)
+        if expected is not None:
+            try:
+                computed = _digest_of(reply.body, expected)
+            except (InvalidReference, ValueError) as exc:
+                raise RegistryError(f"{what}: bad Docker-Content-Digest: {exc}", status=200) from None
+            if header is not None and header != computed:
+                raise RegistryError(f"{what}: digest mismatch: header {header}, body {computed}", status=200)
+            if by_digest and computed != reference:
+                raise RegistryError(f"{what}: digest mismatch: requested {reference}, body {computed}",
+                                    status=200)
+            digest = computed
+        try:
+            parsed = parse_manifest(reply.body, reply.headers.get("Content-Type"))
+        except ManifestFormatError as exc:
+            raise RegistryError(f"{what}: {exc}", status=200) from None
+        return FetchedManifest(digest, parsed.media_type, reply.body, parsed.children, parsed.blobs)
+
+    async def head_manifest(self, repository: str, reference: str) -> tuple[str, str]:
+        """(digest, media type) of ``reference`` without reading the body."""
+        repo, _, what = self._manifest_target(repository, reference)
+        reply = await self._transport.request(
+            "manifest_head", "HEAD", f"{self.base_url}/v2/{repo}/manifests/{reference}", what,
+            (f"repository:{repo}:pull",), accept=MANIFEST_ACCEPT,
+        )
+        if reply.status != 200:
+            raise registry_error(what, reply)
+        digest = reply.headers.get("Docker-Content-Digest")
+        if not digest:
+            raise RegistryError(f"{what}: no Docker-Content-Digest header in the answer", status=200)
+        try:
+            validate_digest(digest)
+        except InvalidReference as exc:
+            raise RegistryError(f"{what}: bad Docker-Content-Digest: {exc}", status=200) from None
+        return digest, bare_type(reply.headers.get("Content-Type"))
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Delete by digest (which removes every tag on it): True, or False if already gone."""
+        repo = self._repository(repository)
+        what = f"DELETE {repo}@{digest}"
+        try:
+            validate_digest(digest)
+        except InvalidReference as exc:
+            raise RegistryError(f"refusing {what}: {exc}") from None
+        reply = await self._transport.request(
+            "delete", "DELETE", f"{self.base_url}/v2/{repo}/manifests/{digest}", what,
+            (f"repository:{repo}:delete", f"repository:{repo}:pull"),
+        )
+        if 200 <= reply.status < 300:
+            return True
+        if reply.status == 404:
+            return False
+        code, _ = error_code(reply.body)
+        if reply.status == 405 and code in (None, "UNSUPPORTED"):
+            raise DeletionDisabled(
+                f"{what}: deletion is disabled on the registry (Distribution: storage.delete.enabled)",
+                status=405, code=code,
+            )
+        raise registry_error(what, reply)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _repository(self, repository: str) -> str:
+        if not _REPOSITORY.fullmatch(repository) or len(repository) > 255:
+            raise RegistryError(f"invalid repository name {repository!r}")
+        return repository
+
+    def _manifest_target(self, repository: str, reference: str) -> tuple[str, bool, str]:
+        repo = self._repository(repository)
+        by_digest = ":" in reference
+        if by_digest:
+            try:
+                validate_digest(reference)
+            except InvalidReference as exc:
+                raise RegistryError(f"manifest {repo}@{reference}: {exc}") from None
+        elif not _TAG.fullmatch(reference):
+            raise RegistryError(f"manifest {repo}:{reference}: invalid tag")
+        return repo, by_digest, f"manifest {repo}{'@' if by_digest else ':'}{reference}"
+
+    async def _paged(self, kind: str, url: str, field: str, what: str, scopes: tuple[str, ...]) -> list[str]:
+        out: list[str] = []
+        seen: set[str] = set()
+        next_url: str | None = url
+        while next_url is not None:
+            if next_url in seen:
+                raise RegistryError(f"{what}: the registry's Link pages loop back to {next_url}")
+            seen.add(next_url)
+            reply = await self._transport.request(kind, "GET", next_url, what, scopes)
+            if reply.status != 200:
+                raise registry_error(what, reply)
+            try:
+                doc = json.loads(reply.body)
+            except (ValueError, RecursionError):
+                raise RegistryError(f"{what}: the answer is not valid JSON", status=200) from None
+            items = doc.get(field) if isinstance(doc, dict) else ()
+            if not isinstance(doc, dict) or field not in doc or not (items is None or isinstance(items, list)):
+                raise RegistryError(f"{what}: the answer has no {field!r} list", status=200)
+            if items and not all(isinstance(i, str) for i in items):
+                raise RegistryError(f"{what}: {field!r} holds something other than names", status=200)
+            out.extend(items or ())
+            match = _LINK_NEXT.search(reply.headers.get("Link", ""))
+            next_url = str(reply.url.join(match.group(1))) if match else None
+        return out
+
+
+def _sha256(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def _digest_of(body: bytes, like: str) -> str:
+    """Digest of ``body`` with the algorithm of ``like`` (sha256 or sha512)."""
+    algorithm = validate_digest(like).split(":", 1)[0]
+    if algorithm not in ("sha256", "sha512"):
+        raise ValueError(f"unsupported digest algorithm {algorithm!r}")
+    return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
