@@ -137,7 +137,19 @@ async def _run(
     settings: Settings, out: PassResult, now: datetime | None, api_client: Any,
     progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool], log: Any,
 ) -> PassResult:
+    owned = api_client is None
     api_client = api_client or make_api_client()
+    try:
+        return await _pass(settings, out, now, api_client, progress, should_stop, log)
+    finally:
+        if owned:
+            api_client.close()
+
+
+async def _pass(
+    settings: Settings, out: PassResult, now: datetime | None, api_client: Any,
+    progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool], log: Any,
+) -> PassResult:
     reader = ClusterReader(api_client, page_size=settings.kube_page_size)
     targets = _targets(settings, reader)
     out.registry, out.organizations = targets.host, targets.organizations
