@@ -113,7 +113,7 @@ def run_pass(
     except KitGCError as exc:
         code = exc.exit_code
         log.error("run_failed" if code != EXIT_ABORT else "run_aborted", error=str(exc), exit_code=code,
-                  deleted_nothing=code in (EXIT_ABORT, EXIT_CONFIG))
+                  deleted_nothing=not (out.result and (out.result.manifests_deleted or out.result.kits_deleted)))
         out.summary = _summary(out, settings, started, time.monotonic() - t0, code, str(exc))
     except Exception as exc:  # a bug: say so, and never claim success
         code = EXIT_ABORT if out.result is None else EXIT_PARTIAL
