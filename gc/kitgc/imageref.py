@@ -16,15 +16,16 @@ _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"
 
 _ALNUM = r"[a-z0-9]+"
 _SEPARATOR = r"(?:[._]|__|[-]+)"
-_PATH_COMPONENT = re.compile(rf"^{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*$")
+_PATH_COMPONENT = re.compile(rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*")
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN_NAME = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
 _IPV6 = r"\[(?:[a-fA-F0-9:]+)\]"
-_DOMAIN = re.compile(rf"^(?:{_DOMAIN_NAME}|{_IPV6})(?::[0-9]+)?$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
-_SHA256 = re.compile(r"^sha256:[a-f0-9]{64}$")
-_SHA512 = re.compile(r"^sha512:[a-f0-9]{128}$")
+# Every pattern is applied with fullmatch: "$" would also match before a trailing newline.
+_DOMAIN = re.compile(rf"(?:{_DOMAIN_NAME}|{_IPV6})(?::[0-9]+)?")
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)  # ASCII: Go's \w, not Python's Unicode \w
+# Algorithm as in the OCI grammar (lower case: "SHA256:…" is no digest), hex as Distribution's.
+_DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
+_SHA_HEX = {"sha256": 64, "sha384": 96, "sha512": 128}
 _NAME_MAX = 255
 
 
@@ -37,7 +38,8 @@ class ImageRef:
     """A normalised image reference.
 
     ``registry`` is the lower-cased host[:port] (``docker.io`` for Docker Hub, ``""`` for a
-    bare digest such as a runtime's image ID); ``repository`` is the path inside it.
+    bare digest such as a runtime's image ID; a dot-less host such as ``Foo`` keeps its case,
+    see :func:`_normalise_host`); ``repository`` is the path inside it.
     """
 
     registry: str
@@ -60,13 +62,12 @@ class ImageRef:
 
 def validate_digest(digest: str) -> str:
     """Return ``digest`` if it is a well-formed digest, else raise :class:`InvalidReference`."""
-    if not _DIGEST.match(digest):
+    if not _DIGEST.fullmatch(digest):
         raise InvalidReference(f"invalid digest {digest!r}: expected algorithm:hex")
-    algorithm = digest.split(":", 1)[0]
-    if algorithm == "sha256" and not _SHA256.match(digest):
-        raise InvalidReference(f"invalid digest {digest!r}: sha256 needs 64 lower-case hex characters")
-    if algorithm == "sha512" and not _SHA512.match(digest):
-        raise InvalidReference(f"invalid digest {digest!r}: sha512 needs 128 lower-case hex characters")
+    algorithm, _, hexpart = digest.partition(":")
+    size = _SHA_HEX.get(algorithm)
+    if size is not None and (len(hexpart) != size or hexpart != hexpart.lower()):
+        raise InvalidReference(f"invalid digest {digest!r}: {algorithm} needs {size} lower-case hex characters")
     return digest
 
 
@@ -103,33 +104,50 @@ def parse(text: str) -> ImageRef:
     colon = remainder.rfind(":")
     if colon > last_slash:
         remainder, tag = remainder[:colon], remainder[colon + 1 :]
-        if not _TAG.match(tag):
+        if not _TAG.fullmatch(tag):
             raise InvalidReference(f"invalid image reference {text!r}: invalid tag {tag!r}")
 
     if not remainder:
         raise InvalidReference(f"invalid image reference {text!r}: missing repository name")
-    if len(remainder) > _NAME_MAX:
+    if len(remainder) > _NAME_MAX + 32:  # cheap early exit; the exact check is on the normalised name
         raise InvalidReference(f"invalid image reference {text!r}: name longer than {_NAME_MAX} characters")
 
     domain, path = _split_domain(remainder)
-    if domain is not DOCKER_HUB and not _DOMAIN.match(domain):
+    if domain is not DOCKER_HUB and not _DOMAIN.fullmatch(domain):
         raise InvalidReference(f"invalid image reference {text!r}: invalid registry host {domain!r}")
     if not path:
         raise InvalidReference(f"invalid image reference {text!r}: missing repository path")
     for component in path.split("/"):
-        if not _PATH_COMPONENT.match(component):
-            if component != component.lower() and _PATH_COMPONENT.match(component.lower()):
+        if not _PATH_COMPONENT.fullmatch(component):
+            if component != component.lower() and _PATH_COMPONENT.fullmatch(component.lower()):
                 raise InvalidReference(
                     f"invalid image reference {text!r}: repository name must be lower-case"
                 )
             raise InvalidReference(f"invalid image reference {text!r}: invalid path component {component!r}")
 
-    registry = domain.lower()
+    registry = _normalise_host(domain)
     if registry in _HUB_ALIASES:
         registry = DOCKER_HUB
         if "/" not in path:
             path = f"library/{path}"
+    # Like Distribution, the limit applies to the normalised name (docker.io/library/… included),
+    # so that whatever parses also prints to something that parses again.
+    if len(registry) + 1 + len(path) > _NAME_MAX:
+        raise InvalidReference(f"invalid image reference {text!r}: name longer than {_NAME_MAX} characters")
     return ImageRef(registry=registry, repository=path, tag=tag, digest=digest)
+
+
+def _normalise_host(domain: str) -> str:
+    """Lower-case a host, unless that would stop it reading as a host.
+
+    ``Foo/bar`` names the host ``Foo`` only because of its capital letter; printed as
+    ``foo/bar`` it would read as the Docker Hub repository ``foo/bar``. Such a host keeps
+    its case (hosts compare case-insensitively anyway; the planner ignores hosts).
+    """
+    lowered = domain.lower()
+    if "." in lowered or ":" in lowered or lowered == "localhost":
+        return lowered
+    return domain
 
 
 def validate_digest_for(text: str, digest: str) -> None:
@@ -146,9 +164,9 @@ def split_address(address: str) -> tuple[str, str]:
         if address.startswith(scheme):
             address = address[len(scheme) :]
     host, _, prefix = address.partition("/")
-    if not host or not _DOMAIN.match(host):
+    if not host or not _DOMAIN.fullmatch(host):
         raise InvalidReference(f"invalid registry address {address!r}: expected host[:port][/prefix]")
     for component in prefix.split("/") if prefix else ():
-        if not _PATH_COMPONENT.match(component):
+        if not _PATH_COMPONENT.fullmatch(component):
             raise InvalidReference(f"invalid registry address {address!r}: invalid path {prefix!r}")
     return host.lower(), prefix
