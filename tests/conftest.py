@@ -1,7 +1,29 @@
 """Shared fixtures live in tests/support/*_fixtures.py and are registered here."""
 
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
 pytest_plugins = [
     "tests.support.registry_fixtures",
     "tests.support.kube_fixtures",
     "tests.support.pushgateway",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """Runs of ``kitgc.cli.main`` in-process configure logging globally; undo it after each test."""
+    root = logging.getLogger()
+    handlers, level, hook = root.handlers[:], root.level, sys.excepthook
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    sys.excepthook = hook
+    logging.captureWarnings(False)
