@@ -234,7 +234,9 @@ def test_reasons_evidence_and_state_are_consistent(world: World) -> None:
             if d.manifest.repository not in problem_repos:
                 assert d.evidence_since == _evidence(world, d.manifest)
     assert set(p.state.first_seen) == unreferenced
+    by_key = {state_key(d.manifest.repository, d.manifest.digest): d.manifest for d in p.manifests}
     for key, when in p.state.first_seen.items():
-        assert when == world.state.first_seen.get(key, world.now)
+        # the best evidence is carried into the state, never a later time than before
+        assert when == min(world.state.first_seen.get(key, world.now), _evidence(world, by_key[key]))
     for kd in p.kits:
         assert kd.reason

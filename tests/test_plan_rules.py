@@ -472,3 +472,24 @@ def test_ages_read_in_one_human_unit(age: timedelta, text: str) -> None:
 )
 def test_min_age_reads_as_configured(min_age: timedelta, text: str) -> None:
     assert min_age_text(min_age) == text
+
+
+def test_deferred_image_of_a_deleted_kit_keeps_its_kit_age_in_state() -> None:
+    """MAX_DELETIONS defers an image whose kit goes this run: the next run must not restart its grace period."""
+    from datetime import UTC, datetime, timedelta
+
+    from kitgc.imageref import parse
+    from kitgc.model import Action, ClusterSnapshot, Inventory, Kit, Manifest, Policy, State, state_key
+    from kitgc.plan import plan
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    created = now - timedelta(days=10)
+    repo = "camel-k/camel-k-kit-old"
+    digests = [f"sha256:{i:064x}" for i in (1, 2)]
+    manifests = tuple(Manifest(repo, d, "application/vnd.oci.image.manifest.v1+json", tags=(str(i),))
+                      for i, d in enumerate(digests))
+    kit = Kit("camel-k", "kit-old", "platform", "Ready", created, image=parse(f"r.io/{repo}@{digests[0]}"))
+    p = plan(Inventory("r.io", (repo,), manifests), ClusterSnapshot((), (kit,), (), integrations=1),
+             Policy(("camel-k",), timedelta(hours=24), True, 1), State(), now)
+    assert [d.action for d in p.manifests].count(Action.DEFER) == 1
+    assert p.state.first_seen[state_key(repo, digests[1])] == created

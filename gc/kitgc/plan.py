@@ -108,10 +108,12 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
 
     _keep_children_of_staying_indexes(decisions, manifests)
 
+    # The best evidence is carried over, not only the first sighting: a manifest deferred by
+    # MAX_DELETIONS whose kit is deleted in this run must not start its grace period anew.
     first_seen = {}
     for m in unreferenced:
         key = state_key(m.repository, m.digest)
-        first_seen[key] = state.first_seen.get(key, now)
+        first_seen[key] = min(state.first_seen.get(key, now), evidence.since(m))
     return Plan(
         manifests=tuple(decisions[m.key] for m in manifests),
         kits=kits,
