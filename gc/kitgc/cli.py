@@ -101,16 +101,24 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 def _run(settings: Settings, env: Mapping[str, str]) -> int:
     from kitgc.metrics import push_metrics
+    from kitgc.progress import reporter
     from kitgc.run import run_pass
 
     stop = _Stop()
     previous = signal.signal(signal.SIGTERM, stop.handle)
     try:
-        outcome = run_pass(settings, env=env, should_stop=stop)
+        with reporter(settings) as progress:
+            outcome = run_pass(settings, env=env, should_stop=stop, progress=progress)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if settings.pushgateway_url:
         push_metrics(outcome.summary, settings, version=__version__)
+    if settings.log_format == "console":
+        # People get the table and the sentence on stdout, after the log lines; JSON mode
+        # prints none of it (every line there stays one JSON object).
+        from kitgc.console import print_report
+
+        print_report(outcome)
     return outcome.summary.exit_code
 
 
