@@ -7,7 +7,7 @@ and checks the registry afterwards: the referenced image is still there, the oth
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -46,11 +46,12 @@ SOURCES: dict[str, Ref] = {
 
 
 @pytest.fixture
-def world(registry, kube, org) -> World:
+def world(registry, kube, org) -> Iterator[World]:
     kube.serve("serving.knative.dev")
     w = World(registry, kube, org)
     w.anchor()
-    return w
+    yield w
+    w.http.close()
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
