@@ -6,6 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := docker-registry prometheus-pushgateway prometheus apache2-utils
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 # Container image and deployment (make image / manifests / deploy / undeploy).
 VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
 IMAGE ?= camel-k-kit-gc:$(VERSION)
@@ -83,7 +84,7 @@ demo: demo-deps $(STAMP)
 	$(PY) -m demo
 
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 soak: install
 	KITGC_SLOW=1 $(PY) -m pytest tests/test_soak.py -v

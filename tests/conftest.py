@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.support.registry_fixtures",
     "tests.support.kube_fixtures",
     "tests.support.pushgateway",
+    "tests.support.figures",
 ]
 
 

@@ -35,6 +35,8 @@ BAD_VALUES = {
     "REGISTRY_TIMEOUT": "soon",
     "KUBE_PAGE_SIZE": "0",
     "ALLOW_EMPTY_CLUSTER": "sometimes",
+    "KUBE_TIMEOUT": "0",
+    "LEASE_DURATION": "forever",
 }
 # Free text: any value is valid, so there is no bad value to test.
 FREE_TEXT = {"PUSHGATEWAY_USERNAME", "PUSHGATEWAY_PASSWORD"}

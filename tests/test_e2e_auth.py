@@ -46,3 +46,20 @@ def test_tls_without_the_ca_is_refused(tls_registry, kube, org) -> None:
     failed = next(e for e in events if e.get("event") == "run_failed")
     assert "REGISTRY_CA_FILE" in failed["error"] and failed["deleted_nothing"] is True
     w.http.close()
+
+
+def test_registry_refusing_the_catalog_is_scanned_through_the_cluster_kits(token_registry, token_issuer, kube, org,
+                                                                           auth_file) -> None:
+    """Harbor (non-admin), Docker Hub, GHCR refuse the catalog: the kits the cluster knows are scanned instead."""
+    w = World(token_registry, kube, org, http=push_client(token_registry))
+    w.anchor()
+    name = objects.kit_name("known")
+    repo = w.repo(name)
+    current, old = w.push(repo, "2"), w.push(repo, "1")
+    w.add(objects.integration_kit(name, "camel-k", image=w.image(repo, current)))
+    token_issuer.deny_catalog = True
+    code, events = w.run(DRY_RUN="false", PRUNE_KITS="false", REGISTRY_AUTH_FILE=auth_file(token_registry))
+    assert code == 0, events[-3:]
+    assert w.exists(repo, current) and not w.exists(repo, old)
+    assert any("catalog" in e["event"] for e in events if e.get("level") == "warning")
+    w.http.close()

@@ -215,3 +215,27 @@ async def test_other_catalog_failures_raise(answer: httpx.Response) -> None:
     async with client_for(fake_registry({}, catalog=answer)) as client:
         with pytest.raises(RegistryError, match=r"^catalog"):
             await scan(client, ("o",), known_repositories=("o/camel-k-kit-a",))
+
+
+async def test_refused_catalog_with_nothing_to_fall_back_on_is_an_error() -> None:
+    """A run that silently scans nothing would look healthy while collecting nothing."""
+    answer = httpx.Response(401, json={"errors": [{"code": "UNAUTHORIZED"}]})
+    async with client_for(fake_registry({}, catalog=answer)) as client:
+        with pytest.raises(RegistryError, match="REGISTRY_AUTH_FILE"):
+            await scan(client, ("o",))
+
+
+async def test_known_repositories_are_asked_for_only_when_the_catalog_is_refused() -> None:
+    repo = "o/camel-k-kit-a"
+    asked: list[int] = []
+
+    async def known() -> tuple[str, ...]:
+        asked.append(1)
+        return (repo,)
+
+    async with client_for(fake_registry({repo: with_digests(t=image(1))})) as client:
+        await scan(client, ("o",), known_repositories=known)
+    assert asked == []
+    async with client_for(fake_registry({repo: with_digests(t=image(1))}, catalog=httpx.Response(404))) as client:
+        inventory = await scan(client, ("o",), known_repositories=known)
+    assert asked == [1] and inventory.repositories == (repo,)

@@ -46,6 +46,14 @@ def parse_duration(value: str) -> timedelta:
         raise ValueError(f"duration {value!r} is too large") from None
 
 
+def _positive_duration(value: str) -> timedelta:
+    """A duration of at least one second (a timeout or lease of 0 would fail every request)."""
+    d = parse_duration(value)
+    if d < timedelta(seconds=1):
+        raise ValueError(f"must be at least 1s, got {value!r}")
+    return d
+
+
 def format_duration(td: timedelta) -> str:
     secs = int(td.total_seconds())
     if secs == 0:
@@ -196,10 +204,14 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("REPORT_FILE", "report_file", None, "write the full decision report as JSON here", _writable_path,
              shown_default="unset"),
     Variable("REGISTRY_TIMEOUT", "registry_timeout", "30s", "timeout of one registry request",
-             parse_duration),
+             _positive_duration),
     Variable("KUBE_PAGE_SIZE", "kube_page_size", "500", "objects per Kubernetes list page", _positive_int(1)),
     Variable("ALLOW_EMPTY_CLUSTER", "allow_empty_cluster", "false",
              "let a run delete most of the registry while the cluster shows no Integration", parse_bool),
+    Variable("KUBE_TIMEOUT", "kube_timeout", "30s", "timeout of one Kubernetes API request", _positive_duration),
+    Variable("LEASE_DURATION", "lease_duration", "60s",
+             "how long the sweep Lease lasts without renewal (renewed every third of it); a crashed run "
+             "blocks the next for at most this long", _positive_duration),
 )
 BY_ENV = {v.env: v for v in VARIABLES}
 
@@ -227,6 +239,8 @@ class Settings:
     registry_timeout: timedelta = timedelta(seconds=30)
     kube_page_size: int = 500
     allow_empty_cluster: bool = False
+    kube_timeout: timedelta = timedelta(seconds=30)
+    lease_duration: timedelta = timedelta(seconds=60)
 
 
 def load(env: Mapping[str, str], flags: Mapping[str, str | None] | None = None) -> Settings:

@@ -3,7 +3,10 @@
 Order matters and is fixed here, not left to chance:
 1. IntegrationKit objects first, so the operator never holds a kit whose image is gone;
    when a kit cannot be deleted, its images are left alone too.
-2. Then manifests, every image index before any plain manifest, so no index is left
+2. When kits were deleted, ``recheck`` (the shell re-reads the cluster and plans again)
+   says which manifests may still go: an Integration may have adopted a kit between the
+   last read and its deletion, and then the kit's image must stay.
+3. Then manifests, every image index before any plain manifest, so no index is left
    pointing at a deleted child.
 One failure does not stop the rest; a registry that refuses every DELETE (deletion disabled)
 stops the sweep at once instead of hammering it. A dry run makes no write call at all.
@@ -15,7 +18,7 @@ tested with the real registry and cluster and can be reasoned about without them
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import structlog
@@ -49,6 +52,7 @@ async def execute(
     concurrency: int = 16,
     should_stop: Callable[[], bool] = lambda: False,
     log: Any = None,
+    recheck: Callable[[], Awaitable[frozenset[str]]] | None = None,
 ) -> ExecutionResult:
     log = log or structlog.get_logger("kitgc")
     deleted_kits: list[str] = []
@@ -82,6 +86,18 @@ async def execute(
         if d not in todo:
             log.warning("delete_skipped", repository=d.manifest.repository, digest=d.manifest.digest,
                         reason="its IntegrationKit could not be deleted")
+    if recheck is not None and deleted_kits and todo and not dry_run:
+        try:
+            still = await recheck()
+        except Exception as exc:  # the reference picture is in doubt: keep every image
+            failures.append(DeletionFailure("re-read of the cluster after deleting kits", _message(exc)))
+            log.error("recheck_failed", error=_message(exc), manifests_kept=len(todo))
+            still = frozenset()
+        for d in todo:
+            if d.manifest.key not in still:
+                log.warning("delete_skipped", repository=d.manifest.repository, digest=d.manifest.digest,
+                            reason="no longer garbage when the cluster was read again after deleting kits")
+        todo = [d for d in todo if d.manifest.key in still]
     if dry_run:
         for d in todo:
             m = d.manifest

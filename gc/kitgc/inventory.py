@@ -12,7 +12,7 @@ registry is still scanned. Manifest bodies are dropped as soon as they are parse
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -42,20 +42,32 @@ def _gone(exc: RegistryError) -> bool:
     return exc.status == 404
 
 
+Known = tuple[str, ...] | Callable[[], Awaitable[tuple[str, ...]]]
+
+
 async def list_repositories(
-    client: RegistryClient, organizations: tuple[str, ...], known_repositories: tuple[str, ...] = ()
+    client: RegistryClient, organizations: tuple[str, ...], known_repositories: Known = ()
 ) -> tuple[list[str], int]:
     """(sorted in-scope repositories, number of catalog entries out of scope).
 
     Registries that do not offer the catalog to us (Docker Hub, GHCR, Harbor for non-admins)
-    fall back to the repositories the cluster names; that is all we could ever clean there.
+    fall back to the repositories the cluster names (``known_repositories``, a tuple or an
+    async callable asked only then); that is all we could ever clean there. A refused catalog
+    with nothing to fall back on is an error: a run that silently scans nothing would look
+    healthy while collecting nothing (wrong credentials then show as unreadable repositories).
     """
     try:
         names = await client.catalog()
     except RegistryError as exc:
         if exc.status not in _CATALOG_REFUSED_STATUS and exc.code not in _CATALOG_REFUSED_CODES:
             raise
-        fallback = sorted({r for r in known_repositories if in_scope(r, organizations)})
+        known = known_repositories if isinstance(known_repositories, tuple) else await known_repositories()
+        fallback = sorted({r for r in known if in_scope(r, organizations)})
+        if not fallback:
+            raise RegistryError(
+                f"the registry does not let us list its repositories ({exc}) and the cluster names no kit "
+                "repository to scan instead (check REGISTRY_AUTH_FILE)", status=exc.status, code=exc.code,
+            ) from None
         log.warning(
             "registry catalog unavailable, scanning the repositories the cluster names",
             error=str(exc), repositories=len(fallback),
@@ -125,7 +137,7 @@ async def scan(
     client: RegistryClient,
     organizations: tuple[str, ...],
     *,
-    known_repositories: tuple[str, ...] = (),
+    known_repositories: Known = (),
     progress: Progress | None = None,
 ) -> Inventory:
     """Read every in-scope repository (concurrently; the client bounds the requests)."""

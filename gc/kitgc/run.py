@@ -4,6 +4,10 @@ Order of reading is a safety property: the registry is listed FIRST and the clus
 after it, so every image in the inventory existed before the reference picture was taken;
 an image pushed by a build that starts mid-run belongs to a kit the snapshot already shows
 as building (or it is not in the inventory at all).
+
+A run that deletes then takes the sweep Lease (:mod:`kitgc.lease`), reads the cluster a
+second time and plans again with the union of both reads, and after deleting kits reads
+once more (:mod:`kitgc.sweep`). A dry run writes nothing, so it takes no Lease and reads once.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 
 import structlog
 
-from kitgc import __version__, guards
+from kitgc import __version__, guards, pending, sweep
+from kitgc.cluster import sources
 from kitgc.cluster.connect import make_api_client
 from kitgc.cluster.discovery import resolve_targets
 from kitgc.cluster.reader import ClusterReader
@@ -26,8 +31,8 @@ from kitgc.errors import EXIT_ABORT, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, KitGCEr
 from kitgc.execute import execute
 from kitgc.imageref import split_address
 from kitgc.inventory import scan
+from kitgc.lease import SweepLease
 from kitgc.model import ClusterSnapshot, ExecutionResult, Inventory, Plan, Policy, RunSummary
-from kitgc.plan import plan as make_plan
 from kitgc.registry.auth import load_docker_config
 from kitgc.registry.client import RegistryClient
 from kitgc.report import build_report, counts, reclaimable_bytes, write_report
@@ -37,7 +42,7 @@ from kitgc.state import StateStore
 OUTCOMES = {EXIT_OK: "success", EXIT_PARTIAL: "partial", EXIT_CONFIG: "config_error", EXIT_ABORT: "aborted"}
 
 
-@dataclass
+@dataclass(repr=False)  # asyncio.run formats its task's result on exit: 100+ MB for 20,000 pods
 class PassResult:
     """Everything a pass produced, for the CLI's report, the metrics and the tests."""
 
@@ -50,6 +55,7 @@ class PassResult:
     organizations: tuple[str, ...] = ()
     request_stats: dict[str, int] = field(default_factory=dict)
     state_error: str | None = None  # the first-seen state could not be saved (exit 1)
+    stopped: str = ""  # why the sweep stopped before its end (SIGTERM, Lease lost): exit 1
 
 
 @dataclass
@@ -71,8 +77,9 @@ def _targets(settings: Settings, reader: ClusterReader) -> _Targets:
 
 
 async def _scan_and_read(
-    settings: Settings, reader: ClusterReader, targets: _Targets, progress: Callable[[int, int], None] | None
-) -> tuple[Inventory, ClusterSnapshot, RegistryClient]:
+    settings: Settings, reader: ClusterReader, targets: _Targets, progress: Callable[[int, int], None] | None,
+    remembered: pending.Pending,
+) -> tuple[Inventory, ClusterSnapshot, RegistryClient, pending.Pending]:
     credentials = None
     if settings.registry_auth_file:
         credentials = load_docker_config(settings.registry_auth_file, targets.host)
@@ -86,12 +93,20 @@ async def _scan_and_read(
     )
     await client.__aenter__()
     try:
-        inventory = await scan(client, targets.organizations, progress=progress)
+        inventory = await scan(client, targets.organizations, progress=progress,
+                               known_repositories=lambda: asyncio.to_thread(_kit_repositories, reader, targets))
+        inventory, tracked = await pending.include(client, inventory, remembered, targets.organizations)
         cluster = await asyncio.to_thread(reader.snapshot)
     except BaseException:
         await client.__aexit__(None, None, None)
         raise
-    return inventory, cluster, client
+    return inventory, cluster, client, tracked
+
+
+def _kit_repositories(reader: ClusterReader, targets: _Targets) -> tuple[str, ...]:
+    """Where the cluster's kits push, for registries that refuse the catalog: every kit, every organization."""
+    names = {f"camel-k-{item['metadata']['name']}" for item in reader.list_raw(sources.INTEGRATION_KITS)}
+    return tuple(sorted(f"{org}/{name}" for org in targets.organizations for name in names))
 
 
 def run_pass(
@@ -109,7 +124,7 @@ def run_pass(
     t0 = time.monotonic()
     out = PassResult(summary=RunSummary("aborted", EXIT_ABORT, settings.dry_run, started, 0.0))
     try:
-        out = asyncio.run(_run(settings, out, now, api_client, progress, should_stop, log))
+        out = asyncio.run(_run(settings, out, now, api_client, progress, should_stop, log, env))
     except KitGCError as exc:
         code = exc.exit_code
         log.error("run_failed" if code != EXIT_ABORT else "run_aborted", error=str(exc), exit_code=code,
@@ -121,7 +136,10 @@ def run_pass(
         out.summary = _summary(out, settings, started, time.monotonic() - t0, code, f"internal error: {exc}")
     else:
         code = _exit_code(out)
-        out.summary = _summary(out, settings, started, time.monotonic() - t0, code, "")
+        message = f"sweep stopped early: {out.stopped}; the rest waits for the next run" if out.stopped else ""
+        if out.stopped:
+            log.warning("sweep_stopped", reason=out.stopped)
+        out.summary = _summary(out, settings, started, time.monotonic() - t0, code, message)
     log.info("summary", **{k: v for k, v in out.summary.__dict__.items() if k != "message" or v})
     if settings.report_file:
         try:
@@ -136,9 +154,10 @@ def run_pass(
 async def _run(
     settings: Settings, out: PassResult, now: datetime | None, api_client: Any,
     progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool], log: Any,
+    env: Mapping[str, str] | None = None,
 ) -> PassResult:
     owned = api_client is None
-    api_client = api_client or make_api_client()
+    api_client = api_client or make_api_client(env)
     try:
         return await _pass(settings, out, now, api_client, progress, should_stop, log)
     finally:
@@ -150,39 +169,62 @@ async def _pass(
     settings: Settings, out: PassResult, now: datetime | None, api_client: Any,
     progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool], log: Any,
 ) -> PassResult:
-    reader = ClusterReader(api_client, page_size=settings.kube_page_size)
+    kube_timeout = settings.kube_timeout.total_seconds()
+    reader = ClusterReader(api_client, page_size=settings.kube_page_size, timeout=kube_timeout)
     targets = _targets(settings, reader)
     out.registry, out.organizations = targets.host, targets.organizations
     log.info("run_started", version=__version__, dry_run=settings.dry_run, registry=targets.host,
              organizations=list(targets.organizations), min_age=str(settings.min_age),
-             prune_kits=settings.prune_kits, max_deletions=settings.max_deletions)
-    store = StateStore(api_client, *settings.state_configmap)
+             prune_kits=settings.prune_kits, max_deletions=settings.max_deletions,
+             registry_plain_http=targets.insecure)
+    store = StateStore(api_client, *settings.state_configmap, timeout=kube_timeout)
     state = await asyncio.to_thread(store.load)
+    started = datetime.now(UTC)
 
-    inventory, cluster, client = await _scan_and_read(settings, reader, targets, progress)
+    inventory, cluster, client, tracked = await _scan_and_read(settings, reader, targets, progress, store.pending)
+    lease: SweepLease | None = None
     try:
         out.inventory, out.cluster = inventory, cluster
         guards.check_references(cluster)
         policy = Policy(targets.organizations, settings.min_age, settings.prune_kits, settings.max_deletions)
-        plan = make_plan(inventory, cluster, policy, state, now or datetime.now(UTC))
+        planner = sweep.Planner(inventory, policy, state, now or datetime.now(UTC), started)
+        plan = planner(cluster)
         out.plan = plan
         guards.check_wrong_cluster(plan, cluster, allow=settings.allow_empty_cluster)
-        out.result = await execute(plan, client, reader, dry_run=settings.dry_run,
-                                   concurrency=settings.concurrency, should_stop=should_stop, log=log)
+        if not settings.dry_run:
+            lease = SweepLease(api_client, settings.state_configmap[0], duration=settings.lease_duration,
+                               timeout=kube_timeout)
+            await asyncio.to_thread(lease.acquire)
+            lease.start_renewing()
+            stop = sweep.Stop(should_stop, lease)
+            if plan.manifest_deletions or plan.kit_deletions:
+                cluster, plan = await sweep.plan_again(settings, reader, planner, cluster, log)
+                out.cluster, out.plan = cluster, plan
+            tracked = await sweep.remember_children(store, state, tracked, plan, log)
+            out.result = await execute(plan, client, reader, dry_run=False, concurrency=settings.concurrency,
+                                       should_stop=stop, log=log, recheck=sweep.recheck(reader, planner, cluster))
+            out.stopped = stop.why
+            store.pending = pending.remaining(tracked, inventory, out.result.manifests_deleted)
+        else:
+            out.result = await execute(plan, client, reader, dry_run=True, concurrency=settings.concurrency, log=log)
+        if not settings.dry_run:
+            try:
+                await asyncio.to_thread(store.save, plan.state)
+            except KitGCError as exc:
+                log.error("state_save_failed", error=str(exc))
+                out.state_error = str(exc)
     finally:
         out.request_stats = dict(client.stats)
         await client.__aexit__(None, None, None)
-    if not settings.dry_run:
-        try:
-            await asyncio.to_thread(store.save, plan.state)
-        except KitGCError as exc:
-            log.error("state_save_failed", error=str(exc))
-            out.state_error = str(exc)
+        if lease is not None:
+            await asyncio.to_thread(lease.release)
     return out
 
 
 def _exit_code(out: PassResult) -> int:
     if out.result and (out.result.failures or out.result.deletion_disabled):
+        return EXIT_PARTIAL
+    if out.stopped:
         return EXIT_PARTIAL
     if out.inventory and out.inventory.problems:
         return EXIT_PARTIAL

@@ -24,6 +24,7 @@ from typing import Any
 import kubernetes
 import structlog
 
+from kitgc import pending
 from kitgc.cluster.connect import KubeHttp, Response, TransportError
 from kitgc.errors import KubernetesError
 from kitgc.model import State
@@ -126,6 +127,8 @@ class StateStore:
         self.protected = False  # True: what is there could not be read; never overwrite it
         self._loaded = False
         self._existing: dict[str, Any] | None = None  # the ConfigMap as last read; None: absent
+        # Children of deleted indexes still to find (kitgc.pending), saved with the state.
+        self.pending: pending.Pending = {}
 
     @property
     def _collection(self) -> str:
@@ -163,6 +166,7 @@ class StateStore:
             log.warning("state_unreadable", configmap=f"{self.namespace}/{self.name}", error=str(exc),
                         note="starting from empty first-seen times; the ConfigMap will not be overwritten")
             return State()
+        self.pending = pending.decode(((self._existing or {}).get("data") or {}).get(pending.KEY))
         log.debug("state_loaded", configmap=f"{self.namespace}/{self.name}", entries=len(state.first_seen))
         return state
 
@@ -183,6 +187,8 @@ class StateStore:
             raise KubernetesError(f"cannot save state to ConfigMap {self.namespace}/{self.name}: it changed "
                                   f"while we ran and cannot be read: {exc}") from None
         log.info("state_conflict_merged", configmap=f"{self.namespace}/{self.name}")
+        self.pending = pending.union(self.pending, pending.decode(
+            ((self._existing or {}).get("data") or {}).get(pending.KEY)))
         self._check(self._write(merge(state, theirs)))
 
     def _write(self, state: State) -> Response:
@@ -199,11 +205,20 @@ class StateStore:
                 "metadata": {"name": self.name, "namespace": self.namespace, "labels": dict(_LABELS)},
                 **encoded,
             }
+            self._with_pending(body)
             return self._request("POST", self._collection, body)
         body = dict(self._existing)
         for part in ("data", "binaryData"):
             body[part] = {**(self._existing.get(part) or {}), **encoded[part]}
+        self._with_pending(body)
         return self._request("PUT", f"{self._collection}/{self.name}", body)
+
+    def _with_pending(self, body: dict[str, Any]) -> None:
+        data = body["data"] = dict(body.get("data") or {})
+        if self.pending:
+            data[pending.KEY] = pending.encode(self.pending)
+        else:
+            data.pop(pending.KEY, None)
 
     def _check(self, resp: Response) -> None:
         if not resp.ok:

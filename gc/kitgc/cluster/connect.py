@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import kubernetes
+import structlog
 import urllib3
 
 from kitgc.errors import ConfigError
@@ -50,6 +51,11 @@ def make_api_client(env: Mapping[str, str] | None = None) -> kubernetes.client.A
                 f"cannot load Kubernetes configuration from KUBECONFIG={path}: {_one_line(exc)}"
             ) from None
     cfg.retries = False
+    if cfg.host.startswith("https") and not cfg.verify_ssl:
+        # The kubeconfig asked for it (insecure-skip-tls-verify); never silently.
+        structlog.get_logger("kitgc.cluster").warning(
+            "kubernetes_tls_verification_off", server=cfg.host,
+            note="the kubeconfig sets insecure-skip-tls-verify: the API server's identity is not checked")
     return kubernetes.client.ApiClient(cfg)
 
 

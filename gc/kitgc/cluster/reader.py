@@ -24,10 +24,15 @@ from kitgc.cluster import sources as S
 from kitgc.cluster.connect import KubeHttp, Response, TransportError
 from kitgc.cluster.discovery import PlatformRegistry, registries
 from kitgc.cluster.extract import Found, extract
+from kitgc.cluster.projection import decode_page
 from kitgc.errors import KubernetesError, SourceUnavailable
 from kitgc.model import ClusterSnapshot
 
 log = structlog.get_logger("kitgc.cluster")
+
+# An API server whose continue tokens never end must not hold a run forever: no real list
+# has this many pages (100,000 pages of KUBE_PAGE_SIZE=500 are 50 million objects).
+MAX_PAGES = 100_000
 
 
 class _Cancelled(Exception):
@@ -81,13 +86,20 @@ class ClusterReader:
 
     # --- lists -------------------------------------------------------------------------
 
-    def _pages(self, source: S.Source, stop: threading.Event | None = None) -> Iterator[tuple[int, list[Any]]]:
-        """(attempt, items) page by page; ``attempt`` grows when the list restarts after a 410."""
+    def _pages(self, source: S.Source, stop: threading.Event | None = None,
+               projected: bool = False) -> Iterator[tuple[int, list[Any]]]:
+        """(attempt, items) page by page; ``attempt`` grows when the list restarts after a 410.
+
+        ``projected``: items carry only what extraction reads (see :mod:`kitgc.cluster.projection`).
+        """
         token: str | None = None
-        attempt = 0
+        attempt = pages = 0
         while True:
             if stop is not None and stop.is_set():
                 raise _Cancelled()
+            pages += 1
+            if pages > MAX_PAGES:
+                raise _unavailable(source, f"more than {MAX_PAGES} pages; refusing to read on")
             query: list[tuple[str, Any]] = [("limit", self.page_size)]
             if token:
                 query.append(("continue", token))
@@ -102,7 +114,8 @@ class ClusterReader:
                 continue
             if not resp.ok:
                 raise _unavailable(source, resp.status_message())
-            items, token = self._page(source, resp)
+            fast = decode_page(source, resp.data) if projected else None
+            items, token = fast if fast is not None else self._page(source, resp)
             self._bump("pages")
             yield attempt, items
             if not token:
@@ -218,7 +231,7 @@ class ClusterReader:
     def _read_source(self, source: S.Source, now: datetime, stop: threading.Event) -> _SourceResult:
         result, current = _SourceResult(), 0
         try:
-            for attempt, items in self._pages(source, stop):
+            for attempt, items in self._pages(source, stop, projected=True):
                 if attempt != current:  # a restarted list replaces what the expired one gave
                     result, current = _SourceResult(), attempt
                 for obj in items:

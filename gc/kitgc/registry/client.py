@@ -31,6 +31,10 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*\brel="?next"?', re.IGNORECASE)
+# A registry whose Link pages never end (each a new URL) must not hold a run forever nor
+# fill its memory: a million names is far beyond any registry that offers the catalog.
+MAX_NAMES = 1_000_000
+MAX_PAGES = 10_000
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,8 @@ class RegistryClient:
         while next_url is not None:
             if next_url in seen:
                 raise RegistryError(f"{what}: the registry's Link pages loop back to {next_url}")
+            if len(seen) >= MAX_PAGES or len(out) > MAX_NAMES:
+                raise RegistryError(f"{what}: more than {MAX_PAGES} pages or {MAX_NAMES} names; refusing to read on")
             seen.add(next_url)
             reply = await self._transport.request(kind, "GET", next_url, what, scopes)
             if reply.status != 200:

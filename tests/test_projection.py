@@ -1,0 +1,137 @@
+"""The projected decode of list pages is a fast path, never a different answer.
+
+For every projected source and any object, either the projection declines the page (the
+reader then decodes it in full) or extraction from the projected object finds exactly
+what it finds from the full one: the same references, kits, kit uses and unparsable
+values. Objects come from the extraction rules' cases, from the benchmark's realistic
+scene, and from a generator that perturbs every field extraction reads (missing, null,
+another type, invalid images, extra fields).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kitgc.cluster import sources as S
+from kitgc.cluster.extract import KIT_TYPE_LABEL, extract
+from kitgc.cluster.projection import decode_page, projected
+from tests.support import objects as o
+from tests.test_cluster_reader import CASES
+
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+PROJECTED = [s for s in S.SOURCES if projected(s)]
+
+
+def _same(source: S.Source, obj: Any) -> bool:
+    """True when the projection declined the page; asserts equality otherwise."""
+    page = json.dumps({"kind": "List", "metadata": {"continue": "t"}, "items": [obj]}).encode()
+    fast = decode_page(source, page)
+    if fast is None:
+        return True
+    items, token = fast
+    assert token == "t"
+    assert len(items) == 1
+    assert extract(source, items[0], NOW) == extract(source, obj, NOW)
+    return False
+
+
+def test_every_high_volume_source_is_projected():
+    assert set(PROJECTED) >= {S.PODS, S.DEPLOYMENTS, S.REPLICASETS, S.JOBS, S.CRONJOBS, S.INTEGRATIONS,
+                              S.INTEGRATION_KITS}
+    assert not projected(S.BUILDS)  # images at any depth: always decoded in full
+    assert not projected(S.INTEGRATION_PLATFORMS)  # discovery reads them in full
+
+
+@pytest.mark.parametrize(("source", "obj", "expected"), [c for c in CASES if projected(c.values[0])])
+def test_extraction_cases_agree_and_take_the_fast_path(source, obj, expected):
+    assert not _same(source, obj), "a well-formed object should not need the full decode"
+
+
+def test_realistic_scene_objects_agree():
+    from bench.cluster import build_objects
+    from bench.scene import SceneSpec, plan_kits
+
+    spec = SceneSpec(repositories=30, in_use=20)
+    kinds = {s.kind: s for s in PROJECTED}
+    seen = set()
+    for i, obj in enumerate(build_objects(spec, plan_kits(spec))):
+        source = kinds.get(obj["kind"])
+        if source is not None and (i % 7 == 0 or obj["kind"] not in seen):
+            seen.add(obj["kind"])
+            assert not _same(source, obj)
+    assert seen >= {"Pod", "Deployment", "ReplicaSet", "Integration", "IntegrationKit"}
+
+
+@pytest.mark.parametrize("body", [b"{}", b'{"kind": "Status"}', b"[]", b"null", b"<html>", b'{"items": {}}',
+                                  b'{"items": [1]}', b'{"items": [{"metadata": 3}]}'])
+def test_what_is_not_a_list_of_objects_is_left_to_the_full_decode(body):
+    for source in PROJECTED:
+        assert decode_page(source, body) is None
+
+
+def test_null_items_is_an_empty_page():
+    assert decode_page(S.PODS, b'{"items": null}') == ([], None)
+
+
+# --- generated objects -------------------------------------------------------------------
+
+IMAGES = st.sampled_from(["nginx", "quay.io/a/b:1", f"reg.example:5000/o/camel-k-kit-x@{o.digest(1)}",
+                          f"docker-pullable://r.io/x@{o.digest(2)}", o.digest(3), "", "UPPER/case", "a b", "x@y"])
+SCALARS = st.one_of(st.none(), IMAGES, st.integers(-5, 10**20), st.booleans(), st.floats(allow_nan=False))
+
+
+def perturbed(value: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """The value, or absent/null/another type (``...`` marks absent)."""
+    odd = st.one_of(SCALARS, st.lists(SCALARS, max_size=2),
+                    st.dictionaries(st.sampled_from(["x", "image", "name"]), SCALARS, max_size=2))
+    return st.one_of(*[value] * 12, st.just(...), st.none(), odd)  # mostly well-formed: both paths run
+
+
+def obj_of(fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    extra = st.dictionaries(st.sampled_from(["extra", "env", "ports", "managedFields"]), SCALARS, max_size=2)
+
+    @st.composite
+    def build(draw: Any) -> dict[str, Any]:
+        out = draw(extra)
+        for key, strategy in fields.items():
+            value = draw(perturbed(strategy))
+            if value is not ...:
+                out[key] = value
+        return out
+
+    return build()
+
+
+NAME = st.sampled_from(["app", "side", ""])
+CONTAINER = obj_of({"name": NAME, "image": IMAGES})
+STATUS = obj_of({"name": NAME, "image": IMAGES, "imageID": IMAGES, "imageDigest": IMAGES})
+CONTAINERS = st.lists(CONTAINER, max_size=2)
+STATUSES = st.lists(STATUS, max_size=2)
+POD_SPEC = obj_of({"containers": CONTAINERS, "initContainers": CONTAINERS, "ephemeralContainers": CONTAINERS})
+TEMPLATE = obj_of({"spec": POD_SPEC})
+KIT_REF = obj_of({"name": NAME, "namespace": NAME})
+OBJECT = obj_of({
+    "metadata": obj_of({"name": NAME, "namespace": NAME, "creationTimestamp": st.sampled_from(
+        ["2024-01-01T00:00:00Z", "yesterday"]), "labels": st.dictionaries(st.just(KIT_TYPE_LABEL), SCALARS)}),
+    "spec": obj_of({
+        "containers": CONTAINERS, "initContainers": CONTAINERS, "ephemeralContainers": CONTAINERS,
+        "template": TEMPLATE, "jobTemplate": obj_of({"spec": obj_of({"template": TEMPLATE})}),
+        "traits": obj_of({"container": obj_of({"image": IMAGES, "configuration": obj_of({"image": IMAGES})})}),
+        "integrationKit": KIT_REF, "kit": NAME, "image": IMAGES}),
+    "status": obj_of({
+        "containerStatuses": STATUSES, "initContainerStatuses": STATUSES, "ephemeralContainerStatuses": STATUSES,
+        "image": IMAGES, "integrationKit": KIT_REF, "phase": st.sampled_from(["Ready", "Build Running"]),
+        "baseImage": IMAGES, "rootImage": IMAGES}),
+})
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=st.sampled_from(PROJECTED), obj=OBJECT)
+def test_generated_objects_agree_or_are_decoded_in_full(source, obj):
+    _same(source, obj)
