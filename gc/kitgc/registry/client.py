@@ -11,7 +11,6 @@ limits) is :mod:`kitgc.registry.transport`'s concern.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 
@@ -22,7 +21,7 @@ from kitgc.imageref import InvalidReference, split_address, validate_digest
 from kitgc.model import Blob
 from kitgc.registry.auth import Credentials
 from kitgc.registry.mediatypes import MANIFEST_ACCEPT, ManifestFormatError, bare_type, parse_manifest
-from kitgc.registry.transport import OnRequest, Sleep, Transport, error_code, registry_error
+from kitgc.registry.transport import OnRequest, Sleep, Transport, error_code, json_document, registry_error
 
 __all__ = ["MANIFEST_ACCEPT", "FetchedManifest", "RegistryClient"]
 
@@ -220,12 +219,7 @@ class RegistryClient:
                 raise RegistryError(f"{what}: more than {MAX_PAGES} pages or {MAX_NAMES} names; refusing to read on")
             seen.add(next_url)
             reply = await self._transport.request(kind, "GET", next_url, what, scopes)
-            if reply.status != 200:
-                raise registry_error(what, reply)
-            try:
-                doc = json.loads(reply.body)
-            except (ValueError, RecursionError):
-                raise RegistryError(f"{what}: the answer is not valid JSON", status=200) from None
+            doc = json_document(what, reply)
             items = doc.get(field) if isinstance(doc, dict) else ()
             if not isinstance(doc, dict) or field not in doc or not (items is None or isinstance(items, list)):
                 raise RegistryError(f"{what}: the answer has no {field!r} list", status=200)

@@ -18,6 +18,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import structlog
@@ -124,6 +125,16 @@ def error_code(body: bytes) -> tuple[str | None, str | None]:
         code, message = errors[0].get("code"), errors[0].get("message")
         return (code if isinstance(code, str) else None, message if isinstance(message, str) else None)
     return None, None
+
+
+def json_document(what: str, reply: Reply) -> Any:
+    """The JSON body of a 200 answer, or a one-line :class:`RegistryError` naming ``what``."""
+    if reply.status != 200:
+        raise registry_error(what, reply)
+    try:
+        return json.loads(reply.body)
+    except (ValueError, RecursionError):
+        raise RegistryError(f"{what}: the answer is not valid JSON", status=200) from None
 
 
 def registry_error(what: str, reply: Reply) -> RegistryError:
@@ -235,13 +246,7 @@ class Transport:
         async def once() -> Reply:
             return await self._send("token", "GET", str(url), {}, auth, origin_of(url))
 
-        reply = await self._with_retries(what, once)
-        if reply.status != 200:
-            raise registry_error(what, reply)
-        try:
-            doc = json.loads(reply.body)
-        except (ValueError, RecursionError):
-            raise RegistryError(f"{what}: the answer is not valid JSON", status=200) from None
+        doc = json_document(what, await self._with_retries(what, once))
         token = (doc.get("token") or doc.get("access_token")) if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token:
             raise RegistryError(f"{what}: the answer holds no token", status=200)
