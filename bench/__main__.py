@@ -1,0 +1,125 @@
+"""``python -m bench`` (``make bench``): set up the scene, run the rounds, report.
+
+    python -m bench                       # everything (about 15 minutes on 2 cores)
+    python -m bench --variants kitgc,floor,kitgc-c1,floor-head   # also HEAD instead of GET
+    python -m bench --rounds 1 --networks loopback --variants kitgc,floor   # a quick look
+    python -m bench --readme              # also rewrite the README's table
+
+Each round runs every variant once per network, in an order that rotates from round to
+round, so that a busy neighbour on a shared machine slows all variants alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import clusterread, report
+from bench.measure import Measured
+from bench.scene import SceneSpec, prepare, scratch_copy, start_registry
+from bench.variants import VARIANTS, Helper, enforce_run, run_variant
+
+NETWORKS = {"loopback": 0.0, "latency-20ms": 20.0}
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description="kitgc performance benchmark")
+    p.add_argument("--rounds", type=int, default=3, help="measured rounds per network (median of these)")
+    p.add_argument("--networks", default=",".join(NETWORKS), help="comma-separated: " + ", ".join(NETWORKS))
+    p.add_argument("--variants", default="kitgc,floor,kitgc-c1",
+                   help="comma-separated: " + ", ".join(VARIANTS) + " (floor-head: HEAD instead of GET, opt-in)")
+    p.add_argument("--cluster-rounds", type=int, default=3, help="rounds of the cluster-read comparison (0: skip)")
+    p.add_argument("--no-enforce", action="store_true", help="skip the real run on a scratch copy")
+    p.add_argument("--readme", action="store_true", help="rewrite the table between the README's bench markers")
+    p.add_argument("--output", type=Path, default=report.RESULTS)
+    return p.parse_args(argv)
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    networks = [n for n in args.networks.split(",") if n]
+    variants = [v for v in args.variants.split(",") if v]
+    for name in (*networks, *variants):
+        if name not in NETWORKS and name not in VARIANTS:
+            sys.exit(f"unknown network or variant {name!r}")
+    spec = SceneSpec()
+    started = time.monotonic()
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    results: dict[str, Any] = {"date": date, "machine": report.machine(), "rounds": args.rounds, "networks": {},
+                               "scene": {"repositories": spec.repositories, "tags_per_repository": spec.tags,
+                                         "manifests": spec.manifests, "kits_in_use": spec.in_use,
+                                         "foreign_repositories": spec.foreign}}
+    registry, _kits, info = prepare(spec, log=log)
+    results["scene"]["seed_seconds"] = info.get("seed_seconds")
+    results["scene"]["reused_seeded_registry"] = info["cached"]
+    helpers: list[Helper] = []
+    with tempfile.TemporaryDirectory(prefix="kitgc-bench-") as tmp:
+        kubeconfig = Path(tmp) / "kubeconfig"
+        try:
+            kube = Helper.start("bench.kubeserver", "--kubeconfig", str(kubeconfig))
+            helpers.append(kube)
+            results["scene"]["kubernetes_objects"] = int(kube.ready[1])
+            addresses = {"loopback": registry.address}
+            if "latency-20ms" in networks:
+                proxy = Helper.start("bench.latency_proxy", "--upstream", registry.address, "--delay-ms",
+                                     str(NETWORKS["latency-20ms"]))
+                helpers.append(proxy)
+                addresses["latency-20ms"] = f"127.0.0.1:{proxy.ready[0]}"
+            log(f"scene: {spec.manifests} manifests in {spec.repositories} repositories, "
+                f"{results['scene']['kubernetes_objects']} Kubernetes objects; warming up")
+            run_variant("floor", registry.address, registry, kubeconfig)  # fills caches; not measured
+            runs: dict[str, dict[str, list[Measured]]] = {n: {v: [] for v in variants} for n in networks}
+            for r in range(args.rounds):
+                for net in networks:
+                    order = variants[r % len(variants):] + variants[:r % len(variants)]
+                    for name in order:
+                        m = run_variant(name, addresses[net], registry, kubeconfig)
+                        runs[net][name].append(m)
+                        log(f"round {r + 1}/{args.rounds} {net:13s} {name:10s} {m.wall:7.2f} s wall "
+                            f"{m.cpu:6.2f} s CPU {m.rss_mb:6.0f} MB  {m.requests}")
+            for net in networks:
+                results["networks"][net] = report.summarise(runs[net], spec.manifests)
+            if args.cluster_rounds:
+                log("cluster read: kitgc's reader, raw JSON, the client's models")
+                results["cluster_read"] = clusterread.measure(kubeconfig, args.cluster_rounds, log=log)
+            if not args.no_enforce:
+                results["enforce"] = _enforce(spec, kubeconfig)
+        finally:
+            for helper in helpers:
+                helper.stop()
+            registry.stop()
+    results["targets"] = report.targets(results)
+    results["bench_seconds"] = round(time.monotonic() - started)
+    results["machine"]["load_average_end"] = report.machine()["load_average"]
+    text = report.table(results)
+    print("\n" + text + "\n")
+    report.write(results, args.output)
+    log(f"results written to {args.output} ({results['bench_seconds']} s)")
+    if args.readme and not report.update_readme(text):
+        log("README.md has no bench markers; not updated")
+    return 0
+
+
+def _enforce(spec: SceneSpec, kubeconfig: Path) -> dict[str, Any]:
+    """The real run, last (it deletes kits from the emulated cluster), on a scratch registry."""
+    log("real run (DRY_RUN=false) on a scratch copy of the registry")
+    scratch = start_registry(scratch_copy(spec))
+    try:
+        return enforce_run(scratch.address, scratch, kubeconfig)
+    finally:
+        scratch.stop()
+        shutil.rmtree(scratch.access_log.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The floor: the least any collector has to do, as a minimal asyncio + httpx script.
+
+It makes exactly the registry requests ``kitgc`` makes, with the same concurrency and the
+same shape (the catalog following ``Link``; per repository, at most ``concurrency`` in
+flight: its tag list, then one GET per tag with the same ``Accept``; index children level
+by level), and does nothing with the answers beyond what is needed to make the next
+request. Then it reads the same Kubernetes lists, raw, page by page (``json.loads`` only
+to follow ``continue``), four sources at a time like ``kitgc``'s reader. Whatever ``kitgc``
+spends beyond this is the price of its own work: parsing, checking, extracting, planning.
+
+``--mode head`` sends HEAD instead of GET for tags: the other design, measured on the
+same scene so that the choice between them rests on numbers.
+
+    python -m bench.floor --registry 127.0.0.1:5000 --organization camel-k \
+        --kubeconfig kubeconfig --concurrency 16 [--mode get|head]
+
+Prints one JSON object: seconds per phase, requests and objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import time
+from typing import Any
+
+import httpx
+
+from kitgc.cluster.sources import SOURCES
+from kitgc.registry.mediatypes import INDEX_TYPES, MANIFEST_ACCEPT
+
+_LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*\brel="?next"?', re.IGNORECASE)
+
+
+async def _paged(c: httpx.AsyncClient, sem: asyncio.Semaphore, url: str, field: str) -> list[str]:
+    out: list[str] = []
+    next_url: str | None = url
+    while next_url:
+        async with sem:
+            r = await c.get(next_url)
+        out += r.json().get(field) or []
+        m = _LINK_NEXT.search(r.headers.get("Link", ""))
+        next_url = str(r.url.join(m.group(1))) if m else None
+    return out
+
+
+async def registry_pass(address: str, organization: str, concurrency: int, mode: str) -> dict[str, Any]:
+    base = f"http://{address}"
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    sem = asyncio.Semaphore(concurrency)  # requests in flight
+    repos_sem = asyncio.Semaphore(concurrency)  # repositories in flight, as kitgc's scan
+    accept = {"Accept": MANIFEST_ACCEPT}
+    prefix = f"{organization}/camel-k-kit-"
+
+    async with httpx.AsyncClient(timeout=60.0, limits=limits) as c:
+
+        async def manifest(repo: str, ref: str, method: str) -> httpx.Response:
+            async with sem:
+                return await c.request(method, f"{base}/v2/{repo}/manifests/{ref}", headers=accept)
+
+        async def repository(repo: str) -> None:
+            async with repos_sem:
+                tags = sorted(set(await _paged(c, sem, f"{base}/v2/{repo}/tags/list", "tags")))
+                method = "HEAD" if mode == "head" else "GET"
+                answers = await asyncio.gather(*(manifest(repo, t, method) for t in tags))
+                seen = {r.headers.get("Docker-Content-Digest") for r in answers}
+                pending = answers
+                while pending:  # index children, level by level (none in the scene, kept for exactness)
+                    children = []
+                    for r in pending:
+                        if r.headers.get("Content-Type", "").split(";")[0] in INDEX_TYPES:
+                            body = r.content if method == "GET" else (await manifest(repo, r.headers[
+                                "Docker-Content-Digest"], "GET")).content
+                            children += [d["digest"] for d in json.loads(body).get("manifests") or []]
+                    todo = sorted(set(children) - seen)
+                    seen |= set(todo)
+                    pending = list(await asyncio.gather(*(manifest(repo, d, "GET") for d in todo)))
+
+        names = await _paged(c, sem, f"{base}/v2/_catalog?n=1000", "repositories")
+        ours = sorted(n for n in names if n.startswith(prefix) and "/" not in n[len(prefix):])
+        await asyncio.gather(*(repository(r) for r in ours))
+    return {"repositories": len(ours)}
+
+
+async def kube_pass(kubeconfig: str, page_size: int, workers: int = 4) -> dict[str, Any]:
+    with open(kubeconfig) as fh:
+        cfg = json.load(fh)
+    server = cfg["clusters"][0]["cluster"]["server"]
+    token = cfg["users"][0]["user"]["token"]
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    objects = 0
+    async with httpx.AsyncClient(base_url=server, headers=headers, timeout=60.0) as c:
+        await c.get("/api/v1/namespaces/default/configmaps/camel-k-kit-gc-state")  # the state
+        todo = []
+        for s in SOURCES:  # optional APIs: asked of discovery first, as kitgc does
+            gv = f"/apis/{s.group}/{s.version}" if s.group else f"/api/{s.version}"
+            if s.optional:
+                r = await c.get(gv)
+                if r.status_code == 404 or s.plural not in {x["name"] for x in r.json().get("resources", [])}:
+                    continue
+            todo.append(s.path)
+        sem = asyncio.Semaphore(workers)
+
+        async def read(path: str) -> int:
+            n, token_ = 0, None
+            async with sem:
+                while True:
+                    params: dict[str, Any] = {"limit": page_size}
+                    if token_:
+                        params["continue"] = token_
+                    page = json.loads((await c.get(path, params=params)).content)
+                    n += len(page.get("items") or ())
+                    token_ = (page.get("metadata") or {}).get("continue")
+                    if not token_:
+                        return n
+
+        objects = sum(await asyncio.gather(*(read(p) for p in todo)))
+    return {"objects": objects}
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    reg = await registry_pass(args.registry, args.organization, args.concurrency, args.mode)
+    t1 = time.perf_counter()
+    kube = await kube_pass(args.kubeconfig, args.page_size)
+    t2 = time.perf_counter()
+    return {**reg, **kube, "registry_seconds": round(t1 - t0, 3), "kube_seconds": round(t2 - t1, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.floor")
+    parser.add_argument("--registry", required=True)
+    parser.add_argument("--organization", required=True)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--page-size", type=int, default=500)
+    parser.add_argument("--mode", choices=("get", "head"), default="get")
+    print(json.dumps(asyncio.run(_main(parser.parse_args()))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""The benchmark's registry: a real Distribution registry, seeded once, reused afterwards.
+
+Seeding 6,000 manifests takes tens of thousands of HTTP requests, so it is done
+concurrently (httpx async) and cached under ``bench/.scene/<version>/``; the ``seeded.json``
+marker is written last, so an interrupted seeding is redone from scratch, never half-used.
+Content is built the way Jib builds kits: every image shares the base layers (mounted
+across repositories, as registries do for shared blobs), each kit repository has its own
+dependency layer shared by its builds, and every build has a unique config blob and so a
+unique digest. The registry's access log (one line per request) is how the benchmark
+counts what each variant asked of it, independently of the variants themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.support import images, objects
+from tests.support.registry_server import REGISTRY_BINARY, free_port
+
+SCENE_ROOT = Path(__file__).resolve().parent / ".scene"
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """What the scene holds; ``key`` names the cache directory, so a change reseeds."""
+
+    repositories: int = 2000
+    tags: int = 3
+    in_use: int = 1200  # kits some Integration uses: their latest build is referenced (20 %)
+    foreign: int = 10  # repositories outside the organization (never to be touched)
+    organization: str = "camel-k"
+    version: int = 1  # bump when the way content is built changes
+
+    @property
+    def key(self) -> str:
+        return f"v{self.version}-r{self.repositories}-t{self.tags}-f{self.foreign}"
+
+    @property
+    def manifests(self) -> int:
+        return self.repositories * self.tags
+
+
+@dataclass(frozen=True)
+class Kit:
+    name: str  # kit-<xid>
+    repository: str  # <org>/camel-k-kit-<xid>
+    tags: tuple[str, ...]
+    digests: tuple[str, ...]  # one per tag; the last one is the kit's current image
+
+
+def base_layers() -> tuple[bytes, ...]:
+    """The JDK/base layers every kit image shares (small: sizes do not matter here)."""
+    return (images.layer("bench-base-os", 4096), images.layer("bench-base-jdk", 8192))
+
+
+def kit_layer(repository: str) -> bytes:
+    return images.layer(f"bench-kit-deps-{repository}", 2048)
+
+
+def build_image(repository: str, tag: str) -> tuple[bytes, bytes]:
+    """(config, manifest body) of one build; deterministic, so digests are reproducible."""
+    layers = (*base_layers(), kit_layer(repository))
+    config = images.image_config(nonce=f"{repository}:{tag}", layers=layers)
+    return config, images.image_manifest(config, layers)
+
+
+def plan_kits(spec: SceneSpec) -> list[Kit]:
+    kits = []
+    for i in range(spec.repositories):
+        name = objects.kit_name(f"bench-{i}")
+        repo = f"{spec.organization}/camel-k-{name}"
+        tags = tuple(str(100_000 + i * spec.tags + t) for t in range(spec.tags))  # resourceVersions
+        digests = tuple(images.digest_of(build_image(repo, t)[1]) for t in tags)
+        kits.append(Kit(name, repo, tags, digests))
+    return kits
+
+
+# --- the registry process ----------------------------------------------------------------
+
+
+@dataclass
+class Registry:
+    url: str
+    address: str
+    process: subprocess.Popen[bytes]
+    access_log: Path
+
+    def log_offset(self) -> int:
+        return self.access_log.stat().st_size
+
+    def requests_since(self, offset: int) -> dict[str, int]:
+        """Requests the registry answered since ``offset`` of its access log, by kind."""
+        with open(self.access_log, "rb") as fh:
+            fh.seek(offset)
+            return count_requests(fh.read().decode("utf-8", "replace"))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.access_log.unlink(missing_ok=True)
+
+
+def count_requests(log_text: str) -> dict[str, int]:
+    """Access-log lines (``"GET /v2/<name>/manifests/<ref> HTTP/1.1" 200``) by kind."""
+    out = dict.fromkeys(("catalog", "tags", "head", "get", "delete", "other"), 0)
+    for line in log_text.splitlines():
+        start = line.find('"')
+        if start < 0:
+            continue
+        parts = line[start + 1:].split(" ", 2)
+        if len(parts) < 2:
+            continue
+        method, path = parts[0], parts[1].split("?", 1)[0]
+        if path == "/v2/_catalog":
+            kind = "catalog"
+        elif path.endswith("/tags/list"):
+            kind = "tags"
+        elif "/manifests/" in path:
+            kind = {"HEAD": "head", "GET": "get", "DELETE": "delete"}.get(method, "other")
+        else:
+            kind = "other"
+        out[kind] += 1
+    return out
+
+
+def start_registry(root: Path, *, delete_enabled: bool = True) -> Registry:
+    """``docker-registry serve`` on loopback with data under ``root/data`` and an access log."""
+    root.mkdir(parents=True, exist_ok=True)
+    for _ in range(3):
+        port = free_port()
+        cfg = {
+            "version": 0.1,
+            "log": {"level": "error", "accesslog": {"disabled": False}},
+            "storage": {"filesystem": {"rootdirectory": str(root / "data")}, "delete": {"enabled": delete_enabled},
+                        "maintenance": {"uploadpurging": {"enabled": False}}},
+            "http": {"addr": f"127.0.0.1:{port}", "secret": "kitgc-bench"},
+        }
+        (root / "config.yml").write_text(json.dumps(cfg))  # JSON is YAML
+        log_path = root / f"access-{port}.log"  # one per process: two registries may share the storage
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([REGISTRY_BINARY, "serve", str(root / "config.yml")], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        reg = Registry(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", proc, log_path)
+        if _ready(reg):
+            return reg
+        reg.stop()
+    raise RuntimeError(f"docker-registry did not start in {root}")
+
+
+def _ready(reg: Registry, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=1.0) as client:
+        while time.monotonic() < deadline:
+            if reg.process.poll() is not None:
+                return False
+            try:
+                client.get(f"{reg.url}/v2/")
+                return True
+            except httpx.HTTPError:
+                time.sleep(0.05)
+    return False
+
+
+# --- seeding ------------------------------------------------------------------------------
+
+
+async def _upload(c: httpx.AsyncClient, repo: str, blob: bytes, mount_from: str | None = None) -> None:
+    digest = images.digest_of(blob)
+    params = {"mount": digest, "from": mount_from} if mount_from else None
+    r = await c.post(f"/v2/{repo}/blobs/uploads/", params=params)
+    if r.status_code == 201:  # mounted from another repository: nothing to upload
+        return
+    if r.status_code != 202:
+        raise RuntimeError(f"start upload to {repo}: HTTP {r.status_code}: {r.text[:200]}")
+    location = httpx.URL(str(c.base_url)).join(r.headers["Location"]).copy_merge_params({"digest": digest})
+    r = await c.put(location, content=blob, headers={"Content-Type": "application/octet-stream"})
+    if r.status_code != 201:
+        raise RuntimeError(f"upload {digest} to {repo}: HTTP {r.status_code}: {r.text[:200]}")
+
+
+async def _put_manifest(c: httpx.AsyncClient, repo: str, tag: str, body: bytes) -> None:
+    r = await c.put(f"/v2/{repo}/manifests/{tag}", content=body, headers={"Content-Type": images.OCI_MANIFEST})
+    if r.status_code != 201:
+        raise RuntimeError(f"push {repo}:{tag}: HTTP {r.status_code}: {r.text[:200]}")
+
+
+async def _seed(url: str, spec: SceneSpec, kits: list[Kit], concurrency: int = 32) -> None:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120.0, limits=limits) as c:
+        first = kits[0].repository
+        for blob in base_layers():
+            await _upload(c, first, blob)
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(kit: Kit) -> None:
+            async with sem:
+                for blob in base_layers():
+                    await _upload(c, kit.repository, blob, mount_from=first)
+                await _upload(c, kit.repository, kit_layer(kit.repository))
+                for tag in kit.tags:
+                    config, body = build_image(kit.repository, tag)
+                    await _upload(c, kit.repository, config)
+                    await _put_manifest(c, kit.repository, tag, body)
+
+        async def foreign(i: int) -> None:
+            async with sem:
+                repo = f"apps/service-{i}"
+                for blob in base_layers():
+                    await _upload(c, repo, blob, mount_from=first)
+                await _upload(c, repo, kit_layer(repo))
+                config, body = build_image(repo, "1.0")
+                await _upload(c, repo, config)
+                await _put_manifest(c, repo, "1.0", body)
+
+        await asyncio.gather(*(one(k) for k in kits), *(foreign(i) for i in range(spec.foreign)))
+
+
+def prepare(spec: SceneSpec, root: Path = SCENE_ROOT, log: Any = print) -> tuple[Registry, list[Kit], dict[str, Any]]:
+    """Start the scene's registry, seeding it first unless a complete seeding is cached."""
+    directory = root / spec.key
+    marker = directory / "seeded.json"
+    kits = plan_kits(spec)
+    info: dict[str, Any] = {"cached": marker.exists(), "directory": str(directory)}
+    if not marker.exists():
+        shutil.rmtree(directory, ignore_errors=True)
+        registry = start_registry(directory)
+        log(f"seeding {spec.manifests} manifests in {spec.repositories} repositories (once; cached in {directory})")
+        started = time.monotonic()
+        try:
+            asyncio.run(_seed(registry.url, spec, kits))
+        except BaseException:
+            registry.stop()
+            raise
+        info["seed_seconds"] = round(time.monotonic() - started, 1)
+        marker.write_text(json.dumps({"spec": asdict(spec), "seed_seconds": info["seed_seconds"]}))
+        log(f"seeded in {info['seed_seconds']} s")
+    else:
+        registry = start_registry(directory)
+        info["seed_seconds"] = json.loads(marker.read_text()).get("seed_seconds")
+    return registry, kits, info
+
+
+def scratch_copy(spec: SceneSpec, root: Path = SCENE_ROOT) -> Path:
+    """A throw-away copy of the seeded storage, for the run that really deletes."""
+    target = root / f"{spec.key}-scratch"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(root / spec.key / "data", target / "data", symlinks=True)
+    return target

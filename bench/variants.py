@@ -1,0 +1,98 @@
+"""The measured variants, and the scene's helper processes they run against.
+
+Every variant is a child process measured by :func:`bench.measure.run`: ``kitgc`` through
+``python -m kitgc`` exactly as a CronJob runs it (environment variables, a kubeconfig, its
+JSON log), the floor through ``python -m bench.floor``. The registry's access log says
+which requests each one made.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import measure
+from bench.scene import Registry
+
+ORGANIZATION = "camel-k"
+TIMEOUT = 900.0  # CONCURRENCY=1 through 20 ms takes about three minutes
+
+# name -> what it is, for the table
+VARIANTS = {
+    "kitgc": "(a) kitgc dry run, default CONCURRENCY",
+    "floor": "(b) floor: same requests, nothing done with the answers",
+    "kitgc-c1": "(c) kitgc dry run, CONCURRENCY=1",
+    "floor-head": "(d) floor with HEAD instead of GET per tag",
+}
+
+
+@dataclass
+class Helper:
+    """A helper child (emulated API, latency proxy) that stops when its stdin closes."""
+
+    process: subprocess.Popen[bytes]
+    ready: list[str]
+
+    @classmethod
+    def start(cls, module: str, *args: str) -> Helper:
+        proc = subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, cwd=measure.REPO_ROOT, env=measure.clean_env())
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode().split()
+        if not line or line[0] != "READY":
+            proc.kill()
+            raise RuntimeError(f"{module} did not start")
+        return cls(proc, line[1:])
+
+    def stop(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def kitgc_env(registry: str, kubeconfig: Path, **extra: str) -> dict[str, str]:
+    return measure.clean_env(REGISTRY_ADDRESS=registry, REGISTRY_ORGANIZATION=ORGANIZATION,
+                             REGISTRY_INSECURE="true", KUBECONFIG=str(kubeconfig), LOG_FORMAT="json", **extra)
+
+
+def run_variant(name: str, address: str, registry: Registry, kubeconfig: Path) -> measure.Measured:
+    """One measured run of ``name`` against the registry at ``address`` (direct or proxied)."""
+    offset = registry.log_offset()
+    if name.startswith("kitgc"):
+        extra = {"CONCURRENCY": "1"} if name == "kitgc-c1" else {}
+        m = measure.run([sys.executable, "-m", "kitgc"], kitgc_env(address, kubeconfig, DRY_RUN="true", **extra),
+                        TIMEOUT)
+        summary = measure.kitgc_summary(m.output)
+        m.extra = {k: summary.get(k) for k in ("manifests_scanned", "manifests_referenced", "manifests_eligible",
+                                                "kits_eligible", "bytes_reclaimable", "exit_code")}
+        ok = m.returncode == 0 and summary.get("exit_code") == 0
+    else:
+        mode = "head" if name == "floor-head" else "get"
+        m = measure.run([sys.executable, "-m", "bench.floor", "--registry", address, "--organization", ORGANIZATION,
+                         "--kubeconfig", str(kubeconfig), "--mode", mode], measure.clean_env(), TIMEOUT)
+        m.extra = measure.last_json(m.output)
+        ok = m.returncode == 0 and bool(m.extra)
+    m.requests = registry.requests_since(offset)
+    if not ok:
+        raise RuntimeError(f"{name} failed (exit {m.returncode}):\n{m.output[-3000:]}")
+    m.output = ""  # kept only on failure
+    return m
+
+
+def enforce_run(address: str, registry: Registry, kubeconfig: Path) -> dict[str, Any]:
+    """A real run (DRY_RUN=false) on a scratch copy: one DELETE per deleted digest?"""
+    offset = registry.log_offset()
+    m = measure.run([sys.executable, "-m", "kitgc"], kitgc_env(address, kubeconfig, DRY_RUN="false"), TIMEOUT)
+    summary = measure.kitgc_summary(m.output)
+    if m.returncode != 0:
+        raise RuntimeError(f"enforce run failed (exit {m.returncode}):\n{m.output[-3000:]}")
+    return {"wall": m.wall, "rss_mb": m.rss_mb, "cpu": m.cpu, "requests": registry.requests_since(offset),
+            "manifests_deleted": summary.get("manifests_deleted"), "kits_deleted": summary.get("kits_deleted"),
+            "delete_failures": summary.get("delete_failures")}
