@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.support.kube_fixtures",
     "tests.support.pushgateway",
     "tests.support.figures",
+    "tests.support.faultproxy",
 ]
 
 

@@ -44,13 +44,6 @@ class Proc:
 
 
 @pytest.fixture
-def proxy(registry, figures: Figures) -> Iterator[FaultProxy]:
-    with FaultProxy(registry.url) as p:
-        yield p
-        figures.add_faults(p.injected)
-
-
-@pytest.fixture
 def world(registry, kube, org, proxy: FaultProxy) -> Iterator[World]:
     w = World(registry, kube, org)
     w.env.update(REGISTRY_ADDRESS=proxy.address, DRY_RUN="false", CONCURRENCY="1")

@@ -27,13 +27,6 @@ MAX_ATTEMPTS = 4  # RegistryClient's default: one try and three retries
 
 
 @pytest.fixture
-def proxy(registry, figures: Figures) -> Iterator[FaultProxy]:
-    with FaultProxy(registry.url) as p:
-        yield p
-        figures.add_faults(p.injected)
-
-
-@pytest.fixture
 def world(registry, kube, org, proxy: FaultProxy) -> Iterator[World]:
     w = World(registry, kube, org)
     w.env.update(REGISTRY_ADDRESS=proxy.address, DRY_RUN="false", REGISTRY_TIMEOUT="1s")

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 KINDS = ("status", "reset", "slow", "truncate", "garbage", "no_digest", "wrong_digest", "huge", "redirect")
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host",
@@ -326,3 +327,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+
+@pytest.fixture
+def proxy(registry: Any, figures: Any) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the session's real registry; its faults go into the figures."""
+    with FaultProxy(registry.url) as p:
+        yield p
+        figures.add_faults(p.injected)
