@@ -21,7 +21,7 @@ from kitgc.imageref import InvalidReference, split_address, validate_digest
 from kitgc.model import Blob
 from kitgc.registry.auth import Credentials
 from kitgc.registry.mediatypes import MANIFEST_ACCEPT, ManifestFormatError, bare_type, parse_manifest
-from kitgc.registry.transport import OnRequest, Sleep, Transport, error_code, json_document, registry_error
+from kitgc.registry.transport import OnRequest, Reply, Sleep, Transport, error_code, json_document, registry_error
 
 __all__ = ["MANIFEST_ACCEPT", "FetchedManifest", "RegistryClient"]
 
@@ -118,15 +118,22 @@ class RegistryClient:
             (f"repository:{repo}:pull",),
         )
 
-    async def get_manifest(self, repository: str, reference: str) -> FetchedManifest:
-        """The manifest at ``reference`` (tag or digest), its digest verified against the body."""
+    async def _manifest_request(
+        self, kind: str, method: str, repository: str, reference: str
+    ) -> tuple[Reply, bool, str]:
+        """(a 200 answer, whether ``reference`` is a digest, what to call it in errors)."""
         repo, by_digest, what = self._manifest_target(repository, reference)
         reply = await self._transport.request(
-            "manifest_get", "GET", f"{self.base_url}/v2/{repo}/manifests/{reference}", what,
+            kind, method, f"{self.base_url}/v2/{repo}/manifests/{reference}", what,
             (f"repository:{repo}:pull",), accept=MANIFEST_ACCEPT,
         )
         if reply.status != 200:
             raise registry_error(what, reply)
+        return reply, by_digest, what
+
+    async def get_manifest(self, repository: str, reference: str) -> FetchedManifest:
+        """The manifest at ``reference`` (tag or digest), its digest verified against the body."""
+        reply, by_digest, what = await self._manifest_request("manifest_get", "GET", repository, reference)
         header = reply.headers.get("Docker-Content-Digest")
         expected = reference if by_digest else header
         digest = _sha256(reply.body)
@@ -149,13 +156,7 @@ class RegistryClient:
 
     async def head_manifest(self, repository: str, reference: str) -> tuple[str, str]:
         """(digest, media type) of ``reference`` without reading the body."""
-        repo, _, what = self._manifest_target(repository, reference)
-        reply = await self._transport.request(
-            "manifest_head", "HEAD", f"{self.base_url}/v2/{repo}/manifests/{reference}", what,
-            (f"repository:{repo}:pull",), accept=MANIFEST_ACCEPT,
-        )
-        if reply.status != 200:
-            raise registry_error(what, reply)
+        reply, _, what = await self._manifest_request("manifest_head", "HEAD", repository, reference)
         digest = reply.headers.get("Docker-Content-Digest")
         if not digest:
             raise RegistryError(f"{what}: no Docker-Content-Digest header in the answer", status=200)
