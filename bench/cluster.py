@@ -19,9 +19,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from tests.support import objects
-
 from bench.scene import Kit, SceneSpec
+from testbed import objects
 
 HOST = "image-registry.camel-k.svc:5000"  # how the cluster names the registry (matched by digest)
 NAMESPACES = 40

@@ -25,9 +25,9 @@ import kubernetes
 import structlog
 
 from kitgc.cluster import sources as S
-from kitgc.cluster.connect import make_api_client
 from kitgc.cluster.projection import decode_page
 from kitgc.cluster.reader import ClusterReader
+from kitgc.kube.connect import make_api_client
 
 WAYS = ("models", "json", "kitgc")
 

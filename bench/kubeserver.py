@@ -16,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.kubeapi import KubeAPI
-
 from bench.cluster import build_objects
 from bench.scene import SceneSpec, plan_kits
+from testbed.kubeapi import KubeAPI
 
 
 def serve(kubeconfig: Path, max_seconds: float) -> None:

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.support import images, objects
-from tests.support.registry_server import REGISTRY_BINARY, free_port
+
+from testbed import images, objects
+from testbed.registry_server import REGISTRY_BINARY
+from testbed.servers import on_free_port, start_process, stop_process, wait_until_answers
 
 SCENE_ROOT = Path(__file__).resolve().parent / ".scene"
 
@@ -103,13 +105,7 @@ class Registry:
             return count_requests(fh.read().decode("utf-8", "replace"))
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process, timeout=10)
         self.access_log.unlink(missing_ok=True)
 
 
@@ -139,8 +135,8 @@ def count_requests(log_text: str) -> dict[str, int]:
 def start_registry(root: Path, *, delete_enabled: bool = True) -> Registry:
     """``docker-registry serve`` on loopback with data under ``root/data`` and an access log."""
     root.mkdir(parents=True, exist_ok=True)
-    for _ in range(3):
-        port = free_port()
+
+    def start(port: int) -> Registry:
         cfg = {
             "version": 0.1,
             "log": {"level": "error", "accesslog": {"disabled": False}},
@@ -150,28 +146,17 @@ def start_registry(root: Path, *, delete_enabled: bool = True) -> Registry:
         }
         (root / "config.yml").write_text(json.dumps(cfg))  # JSON is YAML
         log_path = root / f"access-{port}.log"  # one per process: two registries may share the storage
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen([REGISTRY_BINARY, "serve", str(root / "config.yml")], stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = start_process([REGISTRY_BINARY, "serve", str(root / "config.yml")], log_path)
         reg = Registry(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", proc, log_path)
-        if _ready(reg):
-            return reg
-        reg.stop()
-    raise RuntimeError(f"docker-registry did not start in {root}")
+        try:
+            wait_until_answers(f"{reg.url}/v2/", timeout=15.0, what=f"docker-registry in {root}", process=proc,
+                               log=log_path)
+        except BaseException:
+            reg.stop()
+            raise
+        return reg
 
-
-def _ready(reg: Registry, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=1.0) as client:
-        while time.monotonic() < deadline:
-            if reg.process.poll() is not None:
-                return False
-            try:
-                client.get(f"{reg.url}/v2/")
-                return True
-            except httpx.HTTPError:
-                time.sleep(0.05)
-    return False
+    return on_free_port(start)
 
 
 # --- seeding ------------------------------------------------------------------------------

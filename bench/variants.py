@@ -16,6 +16,7 @@ from typing import Any
 
 from bench import measure
 from bench.scene import Registry
+from testbed.servers import stop_process
 
 ORGANIZATION = "camel-k"
 TIMEOUT = 900.0  # CONCURRENCY=1 through 20 ms takes about three minutes
@@ -43,18 +44,15 @@ class Helper:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode().split()
         if not line or line[0] != "READY":
-            proc.kill()
+            stop_process(proc, timeout=5)
             raise RuntimeError(f"{module} did not start")
         return cls(proc, line[1:])
 
     def stop(self) -> None:
+        """Close its stdin (how it is told to stop), give it 15 s to finish, then kill it."""
         if self.process.stdin:
             self.process.stdin.close()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout=15, terminate=False)
 
 
 def kitgc_env(registry: str, kubeconfig: Path, **extra: str) -> dict[str, str]:

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import httpx
-from tests.support.kubeapi import KubeAPI
-from tests.support.pushgateway import BINARY as PUSHGATEWAY
-from tests.support.pushgateway import running_pushgateway
-from tests.support.registry_server import REGISTRY_BINARY, start_registry
 
 from demo import scene as scenes
 from kitgc.config import VARIABLES
-from kitgc.console import human_bytes
+from kitgc.present.console import human_bytes
+from testbed.kubeapi import KubeAPI
+from testbed.pushgateway import BINARY as PUSHGATEWAY
+from testbed.pushgateway import running_pushgateway
+from testbed.registry_server import REGISTRY_BINARY, start_registry
 
 SHOWN_METRICS = ("kitgc_manifests_scanned", "kitgc_manifests_eligible", "kitgc_manifests_deleted",
                  "kitgc_kits_deleted", "kitgc_bytes_reclaimable", "kitgc_dry_run", "kitgc_run_duration_seconds",
@@ -98,7 +98,7 @@ def _describe(scene: scenes.Scene, built: scenes.Built, registry: str) -> None:
 
 
 def _show_metrics(url: str) -> None:
-    from tests.support.pushgateway import parse
+    from testbed.pushgateway import parse
 
     scrape = parse(httpx.get(f"{url}/metrics", timeout=5).text)
     _say()

@@ -2,7 +2,7 @@
 
 One loader serves ``make demo`` and ``tests/test_demo.py``, so the demo a newcomer watches
 and the test that guards it are the same scene. The images and objects are built with the
-test helpers (:mod:`tests.support.images`, :mod:`tests.support.objects`), which follow the
+test helpers (:mod:`testbed.images`, :mod:`testbed.objects`), which follow the
 shapes Camel K, Kubernetes and Knative really produce.
 
 Image content is deterministic (same scene, same digests) so output and docs stay stable;
@@ -22,11 +22,11 @@ from typing import Any
 
 import httpx
 import yaml
-from tests.support import images, objects
 
 from kitgc.config import parse_duration
 from kitgc.model import State, state_key
 from kitgc.state import encode
+from testbed import images, objects
 
 SCENE_FILE = Path(__file__).with_name("scene.yaml")
 BASE_LAYER = images.layer("demo:eclipse-temurin:17", 256 * 1024)  # shared by every kit image
@@ -282,23 +282,29 @@ def _integration(scene: Scene, built: Built, it: IntegrationSpec) -> list[dict[s
         return out
     pod_hash = hashlib.sha256(f"{it.namespace}/{it.name}:{image}".encode()).hexdigest()
     rs = f"{it.name}-{pod_hash[:9]}"
+    # Owned the way the controllers own them: Integration > Deployment > ReplicaSet > Pod.
+    integration: objects.Owner = (objects.INTEGRATION_API, "Integration", it.name)
+    deployment: objects.Owner = ("apps/v1", "Deployment", it.name)
     if it.runs_as == "deployment":
-        out += [objects.deployment(it.name, it.namespace, images={"integration": image}, labels=labels),
-                objects.replicaset(rs, it.namespace, images={"integration": image}, labels=labels),
+        out += [objects.deployment(it.name, it.namespace, images={"integration": image}, labels=labels,
+                                   owner=integration),
+                objects.replicaset(rs, it.namespace, images={"integration": image}, labels=labels, owner=deployment),
                 objects.pod(f"{rs}-{pod_hash[9:14]}", it.namespace, images={"integration": image},
-                            image_ids={"integration": "docker-pullable://" + image}, labels=labels)]
+                            image_ids={"integration": "docker-pullable://" + image}, labels=labels,
+                            owner=("apps/v1", "ReplicaSet", rs))]
         if it.previous_kit:
             old = built.current[it.previous_kit]
             old_rs = objects.replicaset(f"{it.name}-{pod_hash[20:29]}", it.namespace,
-                                        images={"integration": old}, labels=labels)
+                                        images={"integration": old}, labels=labels, owner=deployment)
             old_rs["spec"]["replicas"] = 0  # rolled out long ago; Kubernetes keeps it for rollbacks
             out.append(old_rs)
     elif it.runs_as == "cronjob":
-        out.append(objects.cronjob(it.name, it.namespace, images={"integration": image}, labels=labels))
+        out.append(objects.cronjob(it.name, it.namespace, images={"integration": image}, labels=labels,
+                                   owner=integration))
     elif it.runs_as == "knative":
         repo = image.rpartition("@")[0]
         tag = kit.current.tag if kit.current else "latest"
-        out += [objects.knative_service(it.name, it.namespace, image=image, labels=labels),
+        out += [objects.knative_service(it.name, it.namespace, image=image, labels=labels, owner=integration),
                 objects.knative_revision(f"{it.name}-00002", it.namespace, image=f"{repo}:{tag}",
                                          image_digest=image, labels=labels)]
         if it.previous_tag:

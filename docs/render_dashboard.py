@@ -46,10 +46,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "gc")]
 
-from tests.support import images, objects  # noqa: E402
-from tests.support.kubeapi import KubeAPI  # noqa: E402
-from tests.support.pushgateway import free_port, running_pushgateway  # noqa: E402
-from tests.support.registry_server import start_registry  # noqa: E402
+from testbed import images, objects  # noqa: E402
+from testbed.kubeapi import KubeAPI  # noqa: E402
+from testbed.pushgateway import free_port, running_pushgateway  # noqa: E402
+from testbed.registry_server import start_registry  # noqa: E402
 
 DASHBOARD = ROOT / "manifests" / "monitoring" / "grafana-dashboard.json"
 CLUSTER = "prod-eu"

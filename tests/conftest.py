@@ -1,4 +1,4 @@
-"""Shared fixtures live in tests/support/*_fixtures.py and are registered here."""
+"""Shared fixtures live in testbed/*_fixtures.py and are registered here."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 import structlog
 
 pytest_plugins = [
-    "tests.support.registry_fixtures",
-    "tests.support.kube_fixtures",
-    "tests.support.pushgateway",
-    "tests.support.figures",
-    "tests.support.faultproxy",
+    "testbed.registry_fixtures",
+    "testbed.kube_fixtures",
+    "testbed.pushgateway",
+    "testbed.figures",
+    "testbed.faultproxy",
 ]
 
 

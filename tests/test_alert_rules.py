@@ -11,7 +11,7 @@ import pytest
 
 from kitgc.metrics import build_registry
 from kitgc.model import RunSummary
-from tests.support.monitoring import (
+from testbed.monitoring import (
     PLAIN_RULES,
     PROMETHEUS_RULE,
     PROMTOOL_TESTS,
@@ -63,7 +63,7 @@ def test_promtool_unit_tests_pass() -> None:
 
 def test_plain_rules_file_is_generated_from_the_prometheusrule() -> None:
     assert load_yaml(PLAIN_RULES)["groups"] == rule_groups()
-    assert PLAIN_RULES.read_text() == render_plain_rules(), "run: python -m tests.support.monitoring"
+    assert PLAIN_RULES.read_text() == render_plain_rules(), "run: python -m testbed.monitoring"
 
 
 def test_prometheusrule_is_a_prometheus_operator_object() -> None:

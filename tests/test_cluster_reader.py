@@ -8,13 +8,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from kitgc.cluster import sources as S
-from kitgc.cluster.connect import make_api_client
 from kitgc.cluster.extract import extract
 from kitgc.cluster.reader import ClusterReader
 from kitgc.errors import ConfigError, KubernetesError, SourceUnavailable
 from kitgc.imageref import digest_only, parse
+from kitgc.kube.connect import make_api_client
 from kitgc.model import Kit, KitUse, ObjectRef
-from tests.support import objects as o
+from testbed import objects as o
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 REG = "registry.example.com:5000"
@@ -213,7 +213,7 @@ def test_snapshot_reads_every_source_completely_across_pages(kube):
     tags = {ref.image.tag for ref in snap.references}
     assert tags == {"pod", "deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob", "knservice",
                     "knrevision", "integration", "platform", "profile", "build"}
-    assert snap.sources_read == tuple(str(s) for s in S.SOURCES)
+    assert sorted(r.stats["objects"]) == sorted(str(s) for s in S.SOURCES) and r.stats["skipped"] == []
     assert snap.objects_read == 3 * len(S.SOURCES) and snap.integrations == 3
     assert sorted(k.name for k in snap.kits) == sorted(o.kit_name(i) for i in range(3))
     assert len(snap.kit_uses) == 3 and snap.unparsable == ()
@@ -233,7 +233,8 @@ def test_absent_knative_is_skipped_and_logged(kube):
     r = reader(kube)
     with capture_logs() as logs:
         snap = r.snapshot()
-    assert "serving.knative.dev/v1 services" not in snap.sources_read
+    assert "serving.knative.dev/v1 services" not in r.stats["objects"]
+    assert snap.objects_read == sum(r.stats["objects"].values())
     assert r.stats["skipped"] == ["serving.knative.dev/v1 services", "serving.knative.dev/v1 revisions"]
     assert {(e["event"], e["log_level"]) for e in logs} >= {("optional_api_absent", "info")}
     assert not any(q.path.startswith("/apis/serving.knative.dev/v1/") for q in kube.requests)
@@ -241,9 +242,11 @@ def test_absent_knative_is_skipped_and_logged(kube):
 
 def test_absent_integration_profiles_crd_is_skipped(kube):
     kube.serve("camel.apache.org", "integrationprofiles", on=False)
-    snap = reader(kube).snapshot()
-    assert "camel.apache.org/v1 integrationprofiles" not in snap.sources_read
-    assert "camel.apache.org/v1 integrations" in snap.sources_read
+    r = reader(kube)
+    r.snapshot()
+    assert "camel.apache.org/v1 integrationprofiles" not in r.stats["objects"]
+    assert "camel.apache.org/v1 integrationprofiles" in r.stats["skipped"]
+    assert "camel.apache.org/v1 integrations" in r.stats["objects"]
 
 
 def test_list_raw_yields_raw_json_across_pages(kube):
@@ -364,7 +367,9 @@ def test_delete_kit_failure_raises_kubernetes_error(kube):
 def test_client_follows_kubeconfig_from_the_environment(kube):
     client = make_api_client()  # KUBECONFIG is set by the fixture
     try:
-        assert ClusterReader(client, sources=(S.PODS,)).snapshot().sources_read == ("v1 pods",)
+        r = ClusterReader(client, sources=(S.PODS,))
+        r.snapshot()
+        assert list(r.stats["objects"]) == ["v1 pods"]
     finally:
         client.close()
     assert kube.requests[-1].path == "/api/v1/pods"

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.support import scene as scenes
-from tests.support.faultproxy import FaultProxy, Forward, Reply
-from tests.support.figures import Figures
-from tests.support.world import World, events_named
+from testbed import scene as scenes
+from testbed.faultproxy import FaultProxy, Forward, Reply
+from testbed.figures import Figures
+from testbed.world import World, events_named
 
 LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/default/leases/camel-k-kit-gc"
 

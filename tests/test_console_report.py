@@ -11,18 +11,20 @@ import json
 import re
 from contextlib import redirect_stdout
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from kitgc.cli import main
-from kitgc.console import display_reason, human_bytes, kept_breakdown, kept_category, manifest_table, print_report
-from kitgc.console import summary_sentence as sentence
-from kitgc.model import Action, Blob, DeletionFailure, ExecutionResult, RepositoryProblem, RunSummary
-from kitgc.report import counts, reclaimable_bytes
+from kitgc.model import Action, Blob, DeletionFailure, ExecutionResult, ObjectRef, RepositoryProblem, RunSummary
+from kitgc.plan.reasons import Reason, ReasonKind, Subject
+from kitgc.present.console import cell_text, human_bytes, kept_breakdown, kept_category, manifest_table, print_report
+from kitgc.present.console import summary_sentence as sentence
+from kitgc.present.report import counts, reclaimable_bytes
 from kitgc.run import PassResult
-from tests.support import objects
-from tests.support import planfactory as f
-from tests.support.world import World
+from testbed import objects
+from testbed import planfactory as f
+from testbed.world import World
 
 MIB = 1024 * 1024
 
@@ -123,7 +125,7 @@ def test_every_kind_of_planner_reason_for_keeping_has_its_own_category() -> None
             f.ref(f.image(index.repository, "idx"))]
     plan = f.run(inv, f.cluster(refs, kits, [f.use(user)]))
 
-    categories = {d.manifest.key: kept_category(d.reason) for d in plan.manifests}
+    categories = {d.manifest.key: kept_category(d.why[0]) for d in plan.manifests}
 
     assert all(d.action is Action.KEEP for d in plan.manifests), [d.reason for d in plan.manifests]
     assert categories[by_tag.key] == categories[by_digest.key] == ("referenced", "referenced")
@@ -139,12 +141,21 @@ def test_every_kind_of_planner_reason_for_keeping_has_its_own_category() -> None
 
 def test_table_reasons_name_the_kit_of_the_row_as_its_own_and_knative_kinds_plainly() -> None:
     repo = "camel-k/camel-k-kit-abc"
-    assert display_reason("unreferenced for 3d; IntegrationKit camel-k/kit-abc is being deleted", repo) == (
-        "unreferenced for 3d; its IntegrationKit is being deleted")
-    assert display_reason("base image of IntegrationKit camel-k/kit-abcd", repo) == (
+    own, longer = ObjectRef("IntegrationKit", "kit-abc", "camel-k"), ObjectRef("IntegrationKit", "kit-abcd", "camel-k")
+    going = Reason(ReasonKind.UNREFERENCED, (Subject(own),), age=timedelta(days=3))
+    assert cell_text(going, repo) == "unreferenced for 3d; its IntegrationKit is being deleted"
+    assert cell_text(Reason(ReasonKind.BASE_IMAGE, (Subject(longer),)), repo) == (
         "base image of IntegrationKit camel-k/kit-abcd")
-    assert display_reason("referenced by Revision.serving.knative.dev web/greeter-00001", repo) == (
+    revision = ObjectRef("Revision.serving.knative.dev", "greeter-00001", "web")
+    assert cell_text(Reason(ReasonKind.REFERENCED, (Subject(revision),)), repo) == (
         "referenced by Knative Revision web/greeter-00001")
+
+
+def test_a_kit_whose_name_extends_the_rows_kit_is_not_called_its_own() -> None:
+    """The old text rewrite matched ``kit-a`` inside ``kit-a-b`` (a regex word boundary)."""
+    other = ObjectRef("IntegrationKit", "kit-a-b", "ns")
+    text = cell_text(Reason(ReasonKind.BASE_IMAGE, (Subject(other),)), "ns/camel-k-kit-a")
+    assert text == "base image of IntegrationKit ns/kit-a-b"
 
 
 def test_report_off_a_terminal_has_no_colour_codes_and_no_trailing_blanks(scene) -> None:

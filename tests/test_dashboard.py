@@ -14,7 +14,7 @@ import yaml
 
 from kitgc.metrics import build_registry
 from kitgc.model import RunSummary
-from tests.support.monitoring import (
+from testbed.monitoring import (
     DASHBOARD,
     DASHBOARD_CONFIGMAP,
     DASHBOARD_KEY,
@@ -130,7 +130,7 @@ def test_configmap_carries_the_dashboard_json_and_the_sidecar_label() -> None:
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(configmap["data"][DASHBOARD_KEY]) == dashboard()
     assert DASHBOARD_CONFIGMAP.read_text() == render_dashboard_configmap(), \
-        "run: python -m tests.support.monitoring"
+        "run: python -m testbed.monitoring"
 
 
 def test_monitoring_kustomization_renders_the_rule_and_the_dashboard() -> None:

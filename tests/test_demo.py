@@ -31,8 +31,8 @@ from demo import scene as scenes
 from demo.main import kitgc_env
 
 from kitgc.cli import main
-from tests.support.kube_fixtures import KubeHandle
-from tests.support.pushgateway import Pushgateway
+from testbed.kube_fixtures import KubeHandle
+from testbed.pushgateway import Pushgateway
 
 ROOT = Path(__file__).resolve().parent.parent
 

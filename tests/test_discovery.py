@@ -8,7 +8,7 @@ from kitgc.cluster.discovery import PlatformRegistry, from_platform, from_profil
 from kitgc.cluster.reader import ClusterReader
 from kitgc.errors import ConfigError
 from kitgc.model import ObjectRef
-from tests.support import objects as o
+from testbed import objects as o
 
 
 def reg(address, org, insecure=False, kind="IntegrationPlatform", name="camel-k", ns="camel-k"):

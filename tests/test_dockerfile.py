@@ -20,19 +20,12 @@ from pathlib import Path
 import pytest
 
 from kitgc import config
+from testbed.tools import tool
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 UID = 65532
-BIN = Path(sys.executable).parent
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name) or (str(BIN / name) if (BIN / name).exists() else None)
-    if not found:
-        pytest.fail(f"{name} not found on PATH or in {BIN}; run `make install`")
-    return found
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -66,7 +59,7 @@ def stages() -> list[list[tuple[str, str]]]:
 
 def test_dockerfile_is_hadolint_clean() -> None:
     proc = subprocess.run(
-        [_tool("hadolint"), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
+        [tool("hadolint"), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
@@ -76,7 +69,7 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
     """Control: the linter runs and reports, so the clean result above means something."""
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python\nRUN pip install kitgc\n")
-    proc = subprocess.run([_tool("hadolint"), "--no-color", str(bad)], capture_output=True, text=True)
+    proc = subprocess.run([tool("hadolint"), "--no-color", str(bad)], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "DL3006" in proc.stdout  # untagged base image
 
@@ -164,8 +157,8 @@ def dockerignored(path: str) -> bool:
 
 @pytest.mark.parametrize(
     "path",
-    [".venv/bin/python", ".git/HEAD", "tests/test_x.py", ".pytest_cache/v/x", ".mypy_cache/x",
-     ".ruff_cache/x", ".hypothesis/x", "build/manifests/x.yaml", "dist/x.whl", "docs/deploy.md",
+    [".venv/bin/python", ".git/HEAD", "tests/test_x.py", "testbed/servers.py", ".pytest_cache/v/x",
+     ".mypy_cache/x", ".ruff_cache/x", ".hypothesis/x", "build/manifests/x.yaml", "dist/x.whl", "docs/deploy.md",
      "manifests/base/cronjob.yaml", "gc/kitgc/__pycache__/cli.cpython-311.pyc",
      "gc/camel_k_kit_gc.egg-info/PKG-INFO", "Dockerfile", ".ci/run"],
 )
@@ -206,7 +199,7 @@ def world_readable_dir() -> Iterator[Path]:
 def _as_image_user(cmd: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return cmd  # already not root
-    return [_tool("setpriv"), f"--reuid={UID}", f"--regid={UID}", "--clear-groups", "--", *cmd]
+    return [tool("setpriv"), f"--reuid={UID}", f"--regid={UID}", "--clear-groups", "--", *cmd]
 
 
 @pytest.mark.timeout(600)

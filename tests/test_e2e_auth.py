@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import objects
-from tests.support.registry_fixtures import push_client
-from tests.support.world import World
+from testbed import objects
+from testbed.registry_fixtures import push_client
+from testbed.world import World
 
 
 @pytest.fixture(params=["tls_registry", "token_registry"])

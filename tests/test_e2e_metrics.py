@@ -35,9 +35,9 @@ import pytest
 
 from kitgc import __version__
 from kitgc.metrics import BUILD_INFO_METRIC, GAUGES, JOB, OUTCOME_METRIC, OUTCOMES, SUCCESS_METRIC
-from tests.support import images, objects
-from tests.support.pushgateway import GATEWAY_GROUP_METRICS, Pushgateway, Scrape, free_port
-from tests.support.world import _OURS, World, events_named
+from testbed import images, objects
+from testbed.pushgateway import GATEWAY_GROUP_METRICS, Pushgateway, Scrape, free_port
+from testbed.world import _OURS, World, events_named
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = "e2e-metrics"

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support import images, objects
-from tests.support.world import World, events_named
+from testbed import images, objects
+from testbed.world import World, events_named
 
 OLD = "2024-01-01T00:00:00Z"
 

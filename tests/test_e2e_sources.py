@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import objects
-from tests.support.world import World
+from testbed import objects
+from testbed.world import World
 
 Ref = Callable[[World, str, str, str], dict[str, Any]]
 # (world, image by digest, repository, tag of the referenced image) -> the referencing object
@@ -79,7 +79,7 @@ def test_finished_build_does_not_protect_its_image(world: World) -> None:
 
 
 def test_index_referenced_by_digest_keeps_its_children(world: World) -> None:
-    from tests.support import images
+    from testbed import images
 
     repo = world.repo(objects.kit_name("multiarch"))
     index, children = images.push_multiarch(world.registry.url, repo, ["1"], client=world.http)

@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from kitgc.cli import main
-from kitgc.explain import Chains, parse_target
 from kitgc.imageref import InvalidReference
-from kitgc.model import Action, ClusterSnapshot, KitDecision, Plan, State
-from tests.support import objects
-from tests.support import planfactory as f
-from tests.support.pushgateway import Pushgateway
-from tests.support.world import World
+from kitgc.model import Action, ClusterSnapshot, KitDecision, ObjectRef, Plan, State
+from kitgc.plan.reasons import Reason, ReasonKind, Subject
+from kitgc.present.explain import Chains, parse_target
+from testbed import objects
+from testbed import planfactory as f
+from testbed.pushgateway import Pushgateway
+from testbed.world import World
 
 DIGEST = f.digest("x")
 
@@ -54,7 +55,8 @@ def _chain_scene():
     child = f.kit("kit-c", image=f.image(c1.repository, "c1"), base=f.image(p1.repository, "p1"))
     refs = [f.ref(f.image(c1.repository, "c1"), "Deployment", "orders", "shop"),
             f.ref(f.image(c1.repository, "c1"), "Integration", "orders", "shop")]
-    snap = f.cluster(refs, [parent, child], [f.use(child)])
+    owners = {ObjectRef("Deployment", "orders", "shop"): ObjectRef("Integration", "orders", "shop")}
+    snap = f.cluster(refs, [parent, child], [f.use(child)], owners=owners)
     return f.run(f.inventory(p1, c1), snap), snap, p1, c1
 
 
@@ -73,20 +75,45 @@ def test_an_integration_reference_says_what_the_integration_runs_as_even_on_knat
     m = f.manifest(f.repo("kit-k"), "k1", "1")
     refs = [f.ref(f.image(m.repository, "k1"), "Integration", "greeter", "web"),
             f.ref(f.image(m.repository, "k1"), "Service.serving.knative.dev", "greeter", "web")]
-    plan = f.run(f.inventory(m), f.cluster(refs))
+    owners = {ObjectRef("Service.serving.knative.dev", "greeter", "web"): ObjectRef("Integration", "greeter", "web")}
+    snap = f.cluster(refs, owners=owners)
+    plan = f.run(f.inventory(m), snap)
 
-    chains = Chains(plan, f.cluster(refs)).for_decision(f.decision(plan, m))
+    chains = Chains(plan, snap).for_decision(f.decision(plan, m))
 
     assert "referenced by Integration web/greeter, running as Knative Service web/greeter" in chains
+
+
+def test_explain_follows_owner_references_not_names() -> None:
+    """A ReplicaSet need not be named after its Deployment, nor a Deployment after its Integration."""
+    m = f.manifest(f.repo("kit-o"), "o1", "1")
+    pod, rs = ObjectRef("Pod", "worker-x7k2p", "shop"), ObjectRef("ReplicaSet", "blue-5f9c", "shop")
+    deploy, integration = ObjectRef("Deployment", "green", "shop"), ObjectRef("Integration", "orders", "shop")
+    refs = [f.ref(f.image(m.repository, "o1"), "Pod", "worker-x7k2p", "shop"),
+            f.ref(f.image(m.repository, "o1"), "Integration", "orders", "shop"),
+            f.ref(f.image(m.repository, "o1"), "Deployment", "orders", "shop")]  # same name, not owned
+    snap = f.cluster(refs, owners={pod: rs, rs: deploy, deploy: integration})
+    plan = f.run(f.inventory(m), snap)
+
+    chains = Chains(plan, snap).for_decision(f.decision(plan, m))
+
+    assert ("referenced by Pod shop/worker-x7k2p, owned by ReplicaSet shop/blue-5f9c ← Deployment shop/green "
+            "← Integration shop/orders") in chains
+    assert "referenced by Integration shop/orders, running as Deployment shop/green" in chains
+    assert "referenced by Deployment shop/orders" in chains  # named like the Integration, but not its own
+
+
+def _kit_reason(kind: ReasonKind, kit: str) -> Reason:
+    return Reason(kind, (Subject(ObjectRef("IntegrationKit", kit, "camel-k")),))
 
 
 def test_chains_end_even_when_kit_reasons_point_at_each_other() -> None:
     a, b = f.kit("kit-a"), f.kit("kit-b")
     plan = Plan(manifests=(), state=State(), kits=(
-        KitDecision(a, Action.KEEP, "base image of IntegrationKit camel-k/kit-b"),
-        KitDecision(b, Action.KEEP, "base image of IntegrationKit camel-k/kit-a")))
+        KitDecision(a, Action.KEEP, _kit_reason(ReasonKind.BASE_OF_KIT, "kit-b")),
+        KitDecision(b, Action.KEEP, _kit_reason(ReasonKind.BASE_OF_KIT, "kit-a"))))
 
-    chains = Chains(plan, ClusterSnapshot((), (), ())).expand("image of IntegrationKit camel-k/kit-a")
+    chains = Chains(plan, ClusterSnapshot((), (), ())).expand(_kit_reason(ReasonKind.KIT_IMAGE, "kit-a"))
 
     assert chains == ["image of IntegrationKit camel-k/kit-a, kept as base image of IntegrationKit camel-k/kit-b, "
                       "kept as base image of IntegrationKit camel-k/kit-a"]
@@ -94,10 +121,12 @@ def test_chains_end_even_when_kit_reasons_point_at_each_other() -> None:
 
 def test_an_image_of_a_kit_being_deleted_says_so() -> None:
     gone = f.kit("kit-g", age=9 * f.DAY)
-    plan = replace(f.run(f.inventory()), kits=(KitDecision(gone, Action.DELETE, "unused for 9d"),))
+    unused = Reason(ReasonKind.UNUSED, age=9 * f.DAY)
+    plan = replace(f.run(f.inventory()), kits=(KitDecision(gone, Action.DELETE, unused),))
 
-    assert Chains(plan, None).expand("image of IntegrationKit camel-k/kit-g") == [
-        "image of IntegrationKit camel-k/kit-g (itself being deleted: unused for 9d)"]
+    assert Chains(plan, None).expand(_kit_reason(ReasonKind.KIT_IMAGE, "kit-g")) == [
+        "image of IntegrationKit camel-k/kit-g (itself being deleted: unused for 9d: no Integration uses it, "
+        "no kit builds on it)"]
 
 
 # --- through the CLI, read-only ------------------------------------------------------------

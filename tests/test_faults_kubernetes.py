@@ -5,18 +5,27 @@ timing out, answering garbage, or the API server unreachable), the run must fail
 exit 3, not one DELETE anywhere. Transient trouble (500 bursts, an expired continue token,
 one slow answer) is retried and the run completes. The second read just before the sweep
 and the read after deleting kits fail closed the same way.
+
+The cases are tables, one row per fault, its id the behaviour that row protects; each table
+drives one test whose name is the promise every row of it keeps. A new fault is a new row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support import scene as scenes
-from tests.support.figures import Figures
-from tests.support.kubeapi import Fault
-from tests.support.world import World, events_named
+from testbed import objects
+from testbed import scene as scenes
+from testbed.figures import Figures
+from testbed.kubeapi import Fault
+from testbed.registry_server import free_port
+from testbed.world import World, events_named
 
 SOURCES = {
     "pods": "/api/v1/pods",
@@ -26,6 +35,12 @@ SOURCES = {
     "builds": "/apis/camel.apache.org/v1/builds",
 }
 KIT_DELETE = r"/apis/camel.apache.org/v1/namespaces/[^/]+/integrationkits/[^/]+"
+LEASE = r"/apis/coordination.k8s.io/v1/namespaces/default/leases/camel-k-kit-gc"
+EMPTY_INTEGRATION_LIST = b'{"kind":"IntegrationList","apiVersion":"camel.apache.org/v1","metadata":{},"items":[]}'
+
+# Sets a case up before the run: injects its faults (returned, to count them once they have
+# fired; a hook may add to the list during the run) or, returning None, is the fault itself.
+Arrange = Callable[[World, Path], list[Fault] | None]
 
 
 @pytest.fixture
@@ -36,8 +51,11 @@ def world(registry, kube, org) -> Iterator[World]:
     w.http.close()
 
 
-def _count(figures: Figures, label: str, *faults: Fault) -> None:
-    figures.fault(label, sum(f.hits for f in faults))
+def _count(figures: Figures, label: str, faults: list[Fault] | None) -> None:
+    if faults is None:
+        figures.fault(label)
+    else:
+        figures.fault(label, sum(f.hits for f in faults))
 
 
 def _nothing_deleted(world: World, scene: scenes.Scene) -> None:
@@ -53,80 +71,26 @@ def _aborted(events: list[dict]) -> dict:
     return aborted
 
 
-@pytest.mark.parametrize("source", sorted(SOURCES))
-def test_forbidden_source_fails_closed_naming_it(world: World, figures: Figures, source: str) -> None:
-    scene = scenes.build(world)
-    fault = world.kube.inject("GET", SOURCES[source], status=403)
-    code, events = world.run()
-    figures.run(wrongful=len(scene.wrongful()))
-    _count(figures, "k8s_403", fault)
-    assert code == 3
-    _nothing_deleted(world, scene)
-    assert source in _aborted(events)["error"]
-    assert world.kube.writes() == [], "an aborted run takes no Lease and saves no state"
+def _get(*sources: str, env: dict[str, str] | None = None, **fault: Any) -> Arrange:
+    """Inject ``fault`` on every GET of each of ``sources`` (names in SOURCES, or paths), with ``env`` set."""
+
+    def arrange(world: World, tmp_path: Path) -> list[Fault]:
+        world.env.update(env or {})
+        return [world.kube.inject("GET", SOURCES.get(s, s), **fault) for s in sources]
+
+    return arrange
 
 
-@pytest.mark.parametrize("how", ["500 forever", "not JSON", "410 on every continue", "slower than KUBE_TIMEOUT"])
-def test_source_that_never_answers_properly_fails_closed(world: World, figures: Figures, how: str) -> None:
-    scene = scenes.build(world)
-    path = SOURCES["integrationkits"]
-    if how == "500 forever":
-        fault, label = world.kube.inject("GET", path, status=500), "k8s_500"
-    elif how == "not JSON":
-        fault, label = world.kube.inject("GET", path, status=200, body=b"<html>proxy error</html>"), "k8s_not_json"
-    elif how == "410 on every continue":
-        fault, label = world.kube.inject("GET", path, status=410, only_continue=True), "k8s_410_continue"
-        world.env["KUBE_PAGE_SIZE"] = "1"
-    else:
-        fault, label = world.kube.inject("GET", path, delay=1.5), "k8s_timeout"
-        world.env["KUBE_TIMEOUT"] = "1s"
-    code, events = world.run()
-    figures.run(wrongful=len(scene.wrongful()))
-    _count(figures, label, fault)
-    assert code == 3, events[-3:]
-    _nothing_deleted(world, scene)
-    assert "integrationkits" in _aborted(events)["error"]
+# --- the reference picture could be incomplete: exit 3, nothing deleted -------------------
 
-
-@pytest.mark.parametrize("how", ["500 burst", "410 on a continue", "one answer slower than KUBE_TIMEOUT"])
-def test_transient_api_trouble_is_retried_and_the_run_completes(world: World, figures: Figures, how: str) -> None:
-    scene = scenes.build(world)
-    if how == "500 burst":
-        faults = [world.kube.inject("GET", SOURCES[s], status=500, times=2) for s in ("pods", "integrations")]
-        label = "k8s_500"
-    elif how == "410 on a continue":
-        world.env["KUBE_PAGE_SIZE"] = "1"
-        faults = [world.kube.inject("GET", SOURCES["integrationkits"], status=410, only_continue=True, times=1)]
-        label = "k8s_410_continue"
-    else:
-        world.env["KUBE_TIMEOUT"] = "1s"
-        faults = [world.kube.inject("GET", SOURCES["deployments"], delay=1.5, times=1)]
-        label = "k8s_timeout"
-    code, events = world.run()
-    figures.run(wrongful=len(scene.wrongful()))
-    _count(figures, label, *faults)
-    assert all(f.hits == f.times for f in faults)
-    assert code == 0, events[-3:]
-    assert scene.wrongful() == [] and scene.garbage_left() == [] and scene.kits_without_image() == []
-
-
-def test_unreachable_api_server_fails_closed(world: World, figures: Figures, tmp_path) -> None:
-    scene = scenes.build(world)
-    from tests.support.registry_server import free_port
-
+def _unreachable(world: World, tmp_path: Path) -> None:
     cfg = tmp_path / "unreachable"
     cfg.write_text(world.kube.kubeconfig.read_text().replace(world.kube.api.url, f"http://127.0.0.1:{free_port()}"))
-    code, events = world.run(KUBECONFIG=str(cfg))
-    figures.run(wrongful=len(scene.wrongful()))
-    figures.fault("k8s_unreachable")
-    assert code == 3
-    _nothing_deleted(world, scene)
-    assert "Connection refused" in _aborted(events)["error"]
+    world.env["KUBECONFIG"] = str(cfg)
 
 
-def test_second_read_before_the_sweep_fails_closed(world: World, figures: Figures) -> None:
-    """The first read is fine; the one just before deleting fails: still nothing is deleted."""
-    scene = scenes.build(world)
+def _forbidden_after_the_lease(world: World, tmp_path: Path) -> list[Fault]:
+    """The first read is fine; the one just before deleting (after taking the Lease) is refused."""
     faults: list[Fault] = []
 
     def after_lease(method: str, path: str, query: dict[str, str]) -> None:
@@ -134,28 +98,101 @@ def test_second_read_before_the_sweep_fails_closed(world: World, figures: Figure
             faults.append(world.kube.inject("GET", SOURCES["deployments"], status=403))
 
     world.kube.api.on_request(after_lease)
-    code, events = world.run()
-    figures.run(wrongful=len(scene.wrongful()))
-    _count(figures, "k8s_403", *faults)
-    assert code == 3 and faults and faults[0].hits >= 1
-    _nothing_deleted(world, scene)
+    return faults
+
+
+def _second_read_failed_and_the_lease_was_released(faults: list[Fault], events: list[dict]) -> None:
+    assert faults and faults[0].hits >= 1
     assert next(events_named(events, "lease_released"))
 
+
+@dataclass(frozen=True)
+class FailsClosed:
+    arrange: Arrange
+    label: str  # the fault's name in the reliability figures
+    names: str | None  # what the run's one-line error must name
+    writes_nothing: bool = True  # aborted before taking the Lease: no write at all
+    check: Callable[[list[Fault], list[dict]], None] | None = None
+
+
+FAILS_CLOSED = [
+    *(pytest.param(FailsClosed(_get(source, status=403), "k8s_403", source),
+                   id=f"forbidden_{source}_named_in_the_error") for source in sorted(SOURCES)),
+    pytest.param(FailsClosed(_get("integrationkits", status=500), "k8s_500", "integrationkits"),
+                 id="source_500_forever"),
+    pytest.param(FailsClosed(_get("integrationkits", status=200, body=b"<html>proxy error</html>"), "k8s_not_json",
+                             "integrationkits"), id="source_answering_not_json"),
+    pytest.param(FailsClosed(_get("integrationkits", env={"KUBE_PAGE_SIZE": "1"}, status=410, only_continue=True),
+                             "k8s_410_continue", "integrationkits"), id="source_410_on_every_continue"),
+    pytest.param(FailsClosed(_get("integrationkits", env={"KUBE_TIMEOUT": "1s"}, delay=1.5), "k8s_timeout",
+                             "integrationkits"), id="source_slower_than_kube_timeout"),
+    pytest.param(FailsClosed(_unreachable, "k8s_unreachable", "Connection refused"),
+                 id="unreachable_api_server"),
+    pytest.param(FailsClosed(_get(LEASE, status=403), "k8s_403", "Lease"), id="lease_that_cannot_be_taken"),
+    pytest.param(FailsClosed(_forbidden_after_the_lease, "k8s_403", None, writes_nothing=False,
+                             check=_second_read_failed_and_the_lease_was_released),
+                 id="second_read_before_the_sweep_failing"),
+]
+
+
+@pytest.mark.parametrize("case", FAILS_CLOSED)
+def test_incomplete_reference_picture_fails_closed(
+    world: World, figures: Figures, tmp_path: Path, case: FailsClosed
+) -> None:
+    scene = scenes.build(world)
+    faults = case.arrange(world, tmp_path)
+    code, events = world.run()
+    figures.run(wrongful=len(scene.wrongful()))
+    _count(figures, case.label, faults)
+    assert code == 3, events[-3:]
+    _nothing_deleted(world, scene)
+    if case.names is not None:
+        assert case.names in _aborted(events)["error"]
+    if case.writes_nothing:
+        assert world.kube.writes() == [], "an aborted run takes no Lease and saves no state"
+    if case.check is not None:
+        case.check(faults or [], events)
+
+
+# --- transient trouble: retried, the run completes ---------------------------------------
+
+RETRIED = [
+    pytest.param(_get("pods", "integrations", status=500, times=2), "k8s_500", id="500_burst"),
+    pytest.param(_get("integrationkits", env={"KUBE_PAGE_SIZE": "1"}, status=410, only_continue=True, times=1),
+                 "k8s_410_continue", id="410_on_a_continue"),
+    pytest.param(_get("deployments", env={"KUBE_TIMEOUT": "1s"}, delay=1.5, times=1), "k8s_timeout",
+                 id="one_answer_slower_than_kube_timeout"),
+]
+
+
+@pytest.mark.parametrize(("arrange", "label"), RETRIED)
+def test_transient_api_trouble_is_retried_and_the_run_completes(
+    world: World, figures: Figures, tmp_path: Path, arrange: Arrange, label: str
+) -> None:
+    scene = scenes.build(world)
+    faults = arrange(world, tmp_path) or []
+    code, events = world.run()
+    figures.run(wrongful=len(scene.wrongful()))
+    _count(figures, label, faults)
+    assert all(f.hits == f.times for f in faults)
+    assert code == 0, events[-3:]
+    assert scene.wrongful() == [] and scene.garbage_left() == [] and scene.kits_without_image() == []
+
+
+# --- the read after deleting kits ----------------------------------------------------------
 
 def test_read_after_deleting_kits_that_fails_keeps_every_image(world: World, figures: Figures) -> None:
     scene = scenes.build(world)
     faults: list[Fault] = []
 
     def after_kit_delete(method: str, path: str, query: dict[str, str]) -> None:
-        import re
-
         if method == "DELETE" and re.fullmatch(KIT_DELETE, path) and not faults:
             faults.append(world.kube.inject("GET", SOURCES["builds"], status=500))
 
     world.kube.api.on_request(after_kit_delete)
     code, events = world.run()
     figures.run(wrongful=len(scene.wrongful()))
-    _count(figures, "k8s_500", *faults)
+    _count(figures, "k8s_500", faults)
     assert code == 1
     assert scene.kits["unused"] not in world.kits()
     assert set(scene.garbage_left()) == set(scene.garbage), "no image is deleted on an incomplete picture"
@@ -176,50 +213,44 @@ def _no_camel_k_workloads(world: World) -> scenes.Scene:
         scene.garbage[f"g{i}"] = (repo, world.push(repo, "1"))
     repo = world.repo("kit-wrongclusterkeep0000")
     scene.keep["k"] = (repo, world.push(repo, "1"))
-    from tests.support import objects
-
     world.add(objects.deployment("web", "shop", images=[world.image(*scene.keep["k"])]))
     return scene
 
 
-def test_wrong_cluster_guard_stops_a_mass_deletion_with_exit_3(world: World, figures: Figures) -> None:
+def _integrations_hidden(world: World) -> list[Fault]:
+    """There IS an Integration, but the API server answers an empty list."""
+    world.anchor()
+    return [world.kube.inject("GET", SOURCES["integrations"], status=200, body=EMPTY_INTEGRATION_LIST)]
+
+
+@dataclass(frozen=True)
+class Guarded:
+    code: int  # 3: the guard stopped the run; 0: it let it through
+    arrange: Callable[[World], list[Fault]] | None = None
+    label: str | None = None  # the injected fault's name in the reliability figures
+    env: dict[str, str] = field(default_factory=dict)
+
+
+GUARDED = [
+    pytest.param(Guarded(3), id="guard_stops_a_mass_deletion_with_exit_3"),
+    pytest.param(Guarded(3, _integrations_hidden, "k8s_empty_list"),
+                 id="api_server_answering_empty_integration_lists_trips_the_guard"),
+    pytest.param(Guarded(0, env={"ALLOW_EMPTY_CLUSTER": "true"}), id="guard_can_be_overridden_explicitly"),
+]
+
+
+@pytest.mark.parametrize("case", GUARDED)
+def test_wrong_cluster_guard(world: World, figures: Figures, case: Guarded) -> None:
     scene = _no_camel_k_workloads(world)
-    code, events = world.run()
+    faults = case.arrange(world) if case.arrange else []
+    code, events = world.run(**case.env)
     figures.run(wrongful=len(scene.wrongful()))
-    assert code == 3
-    assert set(scene.garbage_left()) == set(scene.garbage)
-    assert "ALLOW_EMPTY_CLUSTER" in _aborted(events)["error"]
-    assert world.kube.writes() == []
-
-
-def test_api_server_answering_empty_integration_lists_trips_the_guard(world: World, figures: Figures) -> None:
-    scene = _no_camel_k_workloads(world)
-    world.anchor()  # there IS an Integration, but the API server answers an empty list
-    fault = world.kube.inject("GET", SOURCES["integrations"], status=200,
-                              body=b'{"kind":"IntegrationList","apiVersion":"camel.apache.org/v1",'
-                                   b'"metadata":{},"items":[]}')
-    code, _ = world.run()
-    figures.run(wrongful=len(scene.wrongful()))
-    _count(figures, "k8s_empty_list", fault)
-    assert code == 3 and set(scene.garbage_left()) == set(scene.garbage)
-
-
-def test_wrong_cluster_guard_can_be_overridden_explicitly(world: World, figures: Figures) -> None:
-    scene = _no_camel_k_workloads(world)
-    code, _ = world.run(ALLOW_EMPTY_CLUSTER="true")
-    figures.run(wrongful=len(scene.wrongful()))
-    assert code == 0
-    assert scene.garbage_left() == [] and scene.wrongful() == []
-
-
-def test_lease_that_cannot_be_taken_fails_closed(world: World, figures: Figures) -> None:
-    """RBAC without the Lease (or an API server refusing it): no sweep without it."""
-    scene = scenes.build(world)
-    fault = world.kube.inject("GET", r"/apis/coordination.k8s.io/v1/namespaces/default/leases/camel-k-kit-gc",
-                              status=403)
-    code, events = world.run()
-    figures.run(wrongful=len(scene.wrongful()))
-    _count(figures, "k8s_403", fault)
-    assert code == 3
-    _nothing_deleted(world, scene)
-    assert "Lease" in _aborted(events)["error"]
+    if case.label is not None:
+        _count(figures, case.label, faults)
+    assert code == case.code
+    if case.code == 3:
+        assert set(scene.garbage_left()) == set(scene.garbage)
+        assert "ALLOW_EMPTY_CLUSTER" in _aborted(events)["error"]
+        assert world.kube.writes() == []
+    else:
+        assert scene.garbage_left() == [] and scene.wrongful() == []

@@ -28,10 +28,10 @@ from kitgc.imageref import InvalidReference, parse
 from kitgc.registry.auth import Credentials, load_docker_config
 from kitgc.registry.client import RegistryClient
 from kitgc.registry.transport import MAX_BODY
-from tests.support import objects
-from tests.support.faultproxy import Fault, FaultProxy
-from tests.support.figures import Figures
-from tests.support.world import World, events_named
+from testbed import objects
+from testbed.faultproxy import Fault, FaultProxy
+from testbed.figures import Figures
+from testbed.world import World, events_named
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                           HealthCheck.function_scoped_fixture])

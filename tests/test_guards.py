@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 
 from kitgc.errors import EXIT_ABORT, SafetyAbort
-from kitgc.guards import check_references, check_wrong_cluster
 from kitgc.model import Action, ClusterSnapshot, Manifest, ManifestDecision, ObjectRef, Plan, State, UnparsableReference
+from kitgc.plan.guards import check_references, check_wrong_cluster
+from kitgc.plan.reasons import Reason, ReasonKind
 
 
 def _plan(deleting: int, keeping: int) -> Plan:
-    ds = [ManifestDecision(Manifest("o/camel-k-kit-x", f"sha256:{i:064x}", "m"), Action.DELETE, "r")
+    gone, held = (Reason(ReasonKind.UNREFERENCED),), (Reason(ReasonKind.REFERENCED),)
+    ds = [ManifestDecision(Manifest("o/camel-k-kit-x", f"sha256:{i:064x}", "m"), Action.DELETE, gone)
           for i in range(deleting)]
-    ks = [ManifestDecision(Manifest("o/camel-k-kit-y", f"sha256:{i + 1000:064x}", "m"), Action.KEEP, "r")
+    ks = [ManifestDecision(Manifest("o/camel-k-kit-y", f"sha256:{i + 1000:064x}", "m"), Action.KEEP, held)
           for i in range(keeping)]
     return Plan(tuple(ds + ks), (), State())
 

@@ -15,10 +15,11 @@ from kitgc.inventory import scan
 from kitgc.model import RepositoryProblem
 from kitgc.registry import Credentials, RegistryClient
 from kitgc.registry.mediatypes import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
-from tests.support.images import digest_of, push_image, push_index, push_multiarch
-from tests.support.registry_fixtures import push_client
-from tests.support.registry_server import RegistryServer
-from tests.support.token_issuer import TokenIssuer
+from kitgc.stores.distribution import DistributionStore
+from testbed.images import digest_of, push_image, push_index, push_multiarch
+from testbed.registry_fixtures import push_client
+from testbed.registry_server import RegistryServer
+from testbed.token_issuer import TokenIssuer
 
 
 async def test_scan_reads_tags_indexes_and_children_of_in_scope_repositories_only(
@@ -38,7 +39,7 @@ async def test_scan_reads_tags_indexes_and_children_of_in_scope_repositories_onl
         for out in (f"{org}/other", f"{org}/sub/camel-k-kit-x", f"{org}x/camel-k-kit-y"):
             push_image(url, out, ["1"])
         calls: list[tuple[int, int]] = []
-        inventory = await scan(client, (org,), progress=lambda d, t: calls.append((d, t)))
+        inventory = await scan(DistributionStore(client), (org,), progress=lambda d, t: calls.append((d, t)))
         catalog = await client.catalog()
 
     assert inventory.registry == registry.address
@@ -76,7 +77,8 @@ async def test_catalog_denied_falls_back_to_known_repositories_in_scope(
     creds = Credentials(token_registry.username or "", token_registry.password or "")
     async with RegistryClient(token_registry.address, insecure=True, credentials=creds) as client:
         with structlog.testing.capture_logs() as logs:
-            inventory = await scan(client, (org,), known_repositories=(repo, f"{org}/not-a-kit", repo))
+            inventory = await scan(DistributionStore(client), (org,),
+                                   known_repositories=(repo, f"{org}/not-a-kit", repo))
     assert inventory.repositories == (repo,) and inventory.out_of_scope == 0
     assert [(m.digest, m.tags) for m in inventory.manifests] == [(digest, ("1",))]
     assert any(e["log_level"] == "warning" and "catalog" in e["event"] for e in logs)
@@ -148,7 +150,7 @@ async def test_tag_that_vanishes_between_listing_and_reading_is_simply_gone() ->
         return inner(request)
 
     async with client_for(listing_x2) as client:
-        inventory = await scan(client, ("o",))
+        inventory = await scan(DistributionStore(client), ("o",))
     assert [m.tags for m in inventory.manifests] == [("x1",)] and inventory.problems == ()
 
 
@@ -163,7 +165,7 @@ async def test_unreadable_tag_or_child_is_a_problem_and_the_scan_goes_on() -> No
                 f"/v2/{b}/manifests/{digest_of(bad_child)}": httpx.Response(500)},
     )
     async with client_for(handler) as client:
-        inventory = await scan(client, ("o",))
+        inventory = await scan(DistributionStore(client), ("o",))
     assert {(m.repository, m.tags) for m in inventory.manifests} == {(a, ("ok",)), (b, ("idx",)), (b, ())}
     assert [(p.repository, p.tag) for p in inventory.problems] == [(a, "broken"), (b, None)]
     assert "not valid JSON" in inventory.problems[0].message
@@ -175,7 +177,7 @@ async def test_tags_list_failure_is_a_repository_problem() -> None:
     handler = fake_registry({a: with_digests(t=image(1)), b: with_digests(t=image(2))},
                             broken={f"/v2/{a}/tags/list": httpx.Response(403, json={"errors": [{"code": "DENIED"}]})})
     async with client_for(handler) as client:
-        inventory = await scan(client, ("o",))
+        inventory = await scan(DistributionStore(client), ("o",))
     assert inventory.repositories == (a, b)
     assert inventory.problems == (RepositoryProblem(a, inventory.problems[0].message, None),)
     assert "DENIED" in inventory.problems[0].message
@@ -187,7 +189,7 @@ async def test_child_missing_from_an_index_is_skipped_without_problem() -> None:
     present, missing = image(1), image(2)
     handler = fake_registry({repo: with_digests(present, idx=index_of(present, missing))})
     async with client_for(handler) as client:
-        inventory = await scan(client, ("o",))
+        inventory = await scan(DistributionStore(client), ("o",))
     assert {m.digest for m in inventory.manifests} == {digest_of(present), digest_of(index_of(present, missing))}
     assert inventory.problems == ()
 
@@ -202,7 +204,8 @@ async def test_catalog_not_offered_means_known_repositories(answer: httpx.Respon
     repo = "o/camel-k-kit-a"
     handler = fake_registry({repo: with_digests(t=image(1))}, catalog=answer)
     async with client_for(handler) as client:
-        inventory = await scan(client, ("o",), known_repositories=(repo, "o/camel-k-kit-gone", "p/camel-k-kit-a"))
+        inventory = await scan(DistributionStore(client), ("o",),
+                               known_repositories=(repo, "o/camel-k-kit-gone", "p/camel-k-kit-a"))
     assert inventory.repositories == ("o/camel-k-kit-a", "o/camel-k-kit-gone")  # the gone one: empty, no problem
     assert len(inventory.manifests) == 1 and inventory.problems == ()
 
@@ -214,7 +217,7 @@ async def test_catalog_not_offered_means_known_repositories(answer: httpx.Respon
 async def test_other_catalog_failures_raise(answer: httpx.Response) -> None:
     async with client_for(fake_registry({}, catalog=answer)) as client:
         with pytest.raises(RegistryError, match=r"^catalog"):
-            await scan(client, ("o",), known_repositories=("o/camel-k-kit-a",))
+            await scan(DistributionStore(client), ("o",), known_repositories=("o/camel-k-kit-a",))
 
 
 async def test_refused_catalog_with_nothing_to_fall_back_on_is_an_error() -> None:
@@ -222,7 +225,7 @@ async def test_refused_catalog_with_nothing_to_fall_back_on_is_an_error() -> Non
     answer = httpx.Response(401, json={"errors": [{"code": "UNAUTHORIZED"}]})
     async with client_for(fake_registry({}, catalog=answer)) as client:
         with pytest.raises(RegistryError, match="REGISTRY_AUTH_FILE"):
-            await scan(client, ("o",))
+            await scan(DistributionStore(client), ("o",))
 
 
 async def test_known_repositories_are_asked_for_only_when_the_catalog_is_refused() -> None:
@@ -234,8 +237,8 @@ async def test_known_repositories_are_asked_for_only_when_the_catalog_is_refused
         return (repo,)
 
     async with client_for(fake_registry({repo: with_digests(t=image(1))})) as client:
-        await scan(client, ("o",), known_repositories=known)
+        await scan(DistributionStore(client), ("o",), known_repositories=known)
     assert asked == []
     async with client_for(fake_registry({repo: with_digests(t=image(1))}, catalog=httpx.Response(404))) as client:
-        inventory = await scan(client, ("o",), known_repositories=known)
+        inventory = await scan(DistributionStore(client), ("o",), known_repositories=known)
     assert asked == [1] and inventory.repositories == (repo,)

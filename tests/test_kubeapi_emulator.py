@@ -9,8 +9,8 @@ import kubernetes
 import pytest
 import urllib3
 
-from tests.support import objects as o
-from tests.support.kubestore import KNATIVE
+from testbed import objects as o
+from testbed.kubestore import KNATIVE
 
 
 def _status(exc: kubernetes.client.ApiException) -> dict:

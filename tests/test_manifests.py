@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import yaml
 
 from kitgc import config
 from kitgc.cluster.sources import READ_VERBS, SOURCES, WRITES
+from testbed.tools import tool
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"
@@ -41,20 +41,12 @@ CRD_KINDS = {"PrometheusRule"}
 DELIBERATE_VALUES = {
     "REGISTRY_AUTH_FILE": "/var/run/secrets/camel-k-kit-gc/registry/.dockerconfigjson",
 }
-BIN = Path(sys.executable).parent
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name) or (str(BIN / name) if (BIN / name).exists() else None)
-    if not found:
-        pytest.fail(f"{name} not found on PATH or in {BIN}; run `make install`")
-    return found
 
 
 @functools.cache
 def _render_text(directory: Path) -> str:
     proc = subprocess.run(
-        [_tool("kubectl"), "kustomize", str(directory)], capture_output=True, text=True, timeout=60
+        [tool("kubectl"), "kustomize", str(directory)], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, f"kubectl kustomize {directory} failed:\n{proc.stderr}"
     return proc.stdout
@@ -103,7 +95,7 @@ def test_the_three_documented_overlays_exist() -> None:
 def _validate(path: Path, version: str) -> subprocess.CompletedProcess[str]:
     # Options go before the file names.
     return subprocess.run(
-        [_tool("kubernetes-validate"), "--strict", "--kubernetes-version", version, str(path)],
+        [tool("kubernetes-validate"), "--strict", "--kubernetes-version", version, str(path)],
         capture_output=True, text=True, timeout=120,
     )
 
@@ -449,10 +441,10 @@ def _path_with(tmp_path: Path, fakes: dict[str, str]) -> dict[str, str]:
     """A PATH holding only what the Makefile needs, plus the given fake engines."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("sed", "git", "make", "basename", "realpath", "ls", "tr", "cat"):
-        real = shutil.which(tool)
-        assert real, tool
-        (bin_dir / tool).symlink_to(real)
+    for command in ("sed", "git", "make", "basename", "realpath", "ls", "tr", "cat"):
+        real = shutil.which(command)
+        assert real, command
+        (bin_dir / command).symlink_to(real)
     for name, script in fakes.items():
         (bin_dir / name).write_text("#!/bin/bash\n" + script)
         (bin_dir / name).chmod(0o755)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from kitgc.model import Action, Inventory, Kit, Manifest
-from tests.support.planfactory import (
+from testbed.planfactory import (
     DAY,
     HOUR,
     ORG,

@@ -1,4 +1,4 @@
-"""Properties of the planner over random worlds (see tests/support/planfactory.plan_inputs).
+"""Properties of the planner over random worlds (see testbed/planfactory.plan_inputs).
 
 The safety properties are checked against a small oracle written here with plain sets,
 independently of the planner's code: what the cluster references, what staying kits name,
@@ -14,16 +14,17 @@ from typing import TypeVar
 
 from hypothesis import HealthCheck, given, settings
 
+from kitgc.identity import ManifestKey
 from kitgc.imageref import ImageRef
 from kitgc.model import Action, Inventory, Kit, Manifest, Plan, state_key
 from kitgc.scope import KIT_PREFIX, in_scope
-from tests.support.planfactory import World, index_worlds, plan_inputs
+from testbed.planfactory import World, index_worlds, plan_inputs
 
 T = TypeVar("T")
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _scoped(world: World) -> dict[str, Manifest]:
+def _scoped(world: World) -> dict[ManifestKey, Manifest]:
     return {m.key: m for m in world.inventory.manifests if in_scope(m.repository, world.policy.organizations)}
 
 
@@ -34,7 +35,7 @@ def _resolve(inv: Inventory, img: ImageRef) -> set[str]:
     return {m.digest for m in inv.manifests if m.repository == img.repository and tag in m.tags}
 
 
-def _with_children(manifests: dict[str, Manifest], keys: set[str]) -> set[str]:
+def _with_children(manifests: dict[ManifestKey, Manifest], keys: set[ManifestKey]) -> set[ManifestKey]:
     out, todo = set(), list(keys)
     while todo:
         key = todo.pop()
@@ -42,7 +43,7 @@ def _with_children(manifests: dict[str, Manifest], keys: set[str]) -> set[str]:
             continue
         out.add(key)
         m = manifests[key]
-        todo.extend(f"{m.repository}@{c}" for c in m.children)
+        todo.extend(m.key.child(c) for c in m.children)
     return out
 
 
@@ -54,7 +55,7 @@ def _staying(p: Plan) -> list[Kit]:
     return [d.kit for d in p.kits if d.action is not Action.DELETE]
 
 
-def _referenced(world: World, p: Plan) -> set[str]:
+def _referenced(world: World, p: Plan) -> set[ManifestKey]:
     """Oracle: keys that something refers to, children of those included."""
     known = {(k.namespace, k.name) for k in world.cluster.kits}
     digests: set[str] = set()
@@ -100,7 +101,7 @@ def test_no_child_is_deleted_while_an_index_listing_it_stays(world: World) -> No
         if d.action is Action.DELETE:
             continue
         for child in d.manifest.children:
-            assert actions.get(f"{d.manifest.repository}@{child}") is not Action.DELETE, d
+            assert actions.get(d.manifest.key.child(child)) is not Action.DELETE, d
 
 
 @PROPERTY
@@ -144,7 +145,7 @@ def test_second_pass_over_the_result_deletes_nothing(world: World) -> None:
     second = world.plan()
     assert second.manifest_deletions == ()
     assert second.kit_deletions == ()
-    gone_state = {state_key(*key.split("@", 1)) for key in gone}
+    gone_state = {state_key(*key) for key in gone}
     assert second.state.first_seen == {k: v for k, v in first.state.first_seen.items() if k not in gone_state}
 
 

@@ -11,10 +11,11 @@ from datetime import timedelta
 
 import pytest
 
+from kitgc.identity import short_digest
 from kitgc.imageref import digest_only
 from kitgc.model import Action, Kit, Manifest, ObjectRef, RepositoryProblem, State, UnparsableReference, state_key
-from kitgc.plan_text import age_text, min_age_text, short_digest
-from tests.support.planfactory import (
+from kitgc.plan.text import age_text, min_age_text
+from testbed.planfactory import (
     DAY,
     HOUR,
     MINUTE,

@@ -12,8 +12,8 @@ import pytest
 from kitgc import progress
 from kitgc.cli import main
 from kitgc.config import Settings
-from tests.support import objects
-from tests.support.world import World
+from testbed import objects
+from testbed.world import World
 
 
 class Log:

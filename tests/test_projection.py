@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from kitgc.cluster import sources as S
 from kitgc.cluster.extract import KIT_TYPE_LABEL, extract
 from kitgc.cluster.projection import decode_page, projected
-from tests.support import objects as o
+from testbed import objects as o
 from tests.test_cluster_reader import CASES
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -116,9 +116,13 @@ STATUSES = st.lists(STATUS, max_size=2)
 POD_SPEC = obj_of({"containers": CONTAINERS, "initContainers": CONTAINERS, "ephemeralContainers": CONTAINERS})
 TEMPLATE = obj_of({"spec": POD_SPEC})
 KIT_REF = obj_of({"name": NAME, "namespace": NAME})
+OWNER_REF = obj_of({"apiVersion": st.sampled_from(["v1", "apps/v1", "serving.knative.dev/v1", "camel.apache.org/v1"]),
+                    "kind": st.sampled_from(["ReplicaSet", "Integration", "Configuration", ""]), "name": NAME,
+                    "uid": st.just("0f1e2d3c"), "controller": st.booleans(), "blockOwnerDeletion": st.booleans()})
 OBJECT = obj_of({
     "metadata": obj_of({"name": NAME, "namespace": NAME, "creationTimestamp": st.sampled_from(
-        ["2024-01-01T00:00:00Z", "yesterday"]), "labels": st.dictionaries(st.just(KIT_TYPE_LABEL), SCALARS)}),
+        ["2024-01-01T00:00:00Z", "yesterday"]), "labels": st.dictionaries(st.just(KIT_TYPE_LABEL), SCALARS),
+        "ownerReferences": st.lists(OWNER_REF, max_size=3)}),
     "spec": obj_of({
         "containers": CONTAINERS, "initContainers": CONTAINERS, "ephemeralContainers": CONTAINERS,
         "template": TEMPLATE, "jobTemplate": obj_of({"spec": obj_of({"template": TEMPLATE})}),

@@ -18,10 +18,10 @@ import structlog
 from kitgc.errors import ConfigError, RegistryError
 from kitgc.registry import Credentials, RegistryClient, load_docker_config
 from kitgc.registry.auth import TokenCache, parse_challenge
-from tests.support.images import digest_of, push_image
-from tests.support.registry_fixtures import push_client
-from tests.support.registry_server import RegistryServer
-from tests.support.token_issuer import REGISTRY_LEEWAY, TokenIssuer
+from testbed.images import digest_of, push_image
+from testbed.registry_fixtures import push_client
+from testbed.registry_server import RegistryServer
+from testbed.token_issuer import REGISTRY_LEEWAY, TokenIssuer
 
 # --- .dockerconfigjson -----------------------------------------------------------------
 

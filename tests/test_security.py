@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import objects
-from tests.support.faultproxy import Fault, FaultProxy
-from tests.support.figures import Figures
-from tests.support.registry_fixtures import push_client
-from tests.support.registry_server import RegistryServer, free_port, write_docker_config
-from tests.support.world import World, events_named
+from testbed import objects
+from testbed.faultproxy import Fault, FaultProxy
+from testbed.figures import Figures
+from testbed.registry_fixtures import push_client
+from testbed.registry_server import RegistryServer, free_port, write_docker_config
+from testbed.world import World, events_named
 
 PUSH_PASSWORD = "pgw-secret-9f1c2e"
 

@@ -2,7 +2,7 @@
 
 Short mode (``make test``): 30 runs. Long mode (``make soak``, KITGC_SLOW=1): 200 runs;
 KITGC_SOAK_RUNS overrides either.
-During each run the simulator (:mod:`tests.support.operator_sim`) keeps creating kits
+During each run the simulator (:mod:`testbed.operator_sim`) keeps creating kits
 (``Build Running``), pushing their images, marking them ``Ready`` and pointing Integrations
 and Deployments at them; an adversary adopts Ready, unused kits right after the collector's
 first read of Integrations, the moment a collector without the second read gets wrong.
@@ -26,21 +26,22 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-import kitgc.sweep
+import kitgc.run
+import kitgc.sweep.planner
 from kitgc.cluster.merge import merge_snapshots
 from kitgc.model import Action
 from kitgc.plan import plan as make_plan
-from tests.support.faultproxy import FaultProxy
-from tests.support.figures import Figures
-from tests.support.kubeapi import KubeAPI
-from tests.support.operator_sim import OperatorSim, garbage, registry_contents, wait_for
-from tests.support.planfactory import plan_inputs
-from tests.support.world import World, events_named
+from testbed.faultproxy import FaultProxy
+from testbed.figures import Figures
+from testbed.kubeapi import KubeAPI
+from testbed.operator_sim import OperatorSim, garbage, registry_contents, wait_for
+from testbed.planfactory import plan_inputs
+from testbed.world import World, events_named
 
 SLOW = os.environ.get("KITGC_SLOW") == "1"
 RUNS = int(os.environ.get("KITGC_SOAK_RUNS") or (200 if SLOW else 30))
 INTEGRATIONS = "/apis/camel.apache.org/v1/integrations"
-FRESH = kitgc.sweep.FRESH_MARGIN.total_seconds() + 1.0
+FRESH = kitgc.sweep.planner.FRESH_MARGIN.total_seconds() + 1.0
 
 
 @dataclass
@@ -182,11 +183,11 @@ def test_without_the_second_read_the_soak_catches_wrongful_deletions(
 ) -> None:
     """The soak is not vacuous: remove the re-reads and it sees the operator's adoptions lost."""
 
-    async def first_read_only(settings, reader, planner, first, log):  # type: ignore[no-untyped-def]
+    async def first_read_only(reader, planner, first, log, **_):  # type: ignore[no-untyped-def]
         return first, planner(first)
 
-    monkeypatch.setattr(kitgc.sweep, "plan_again", first_read_only)
-    monkeypatch.setattr(kitgc.sweep, "recheck", lambda *a: None)
+    monkeypatch.setattr(kitgc.run, "plan_again", first_read_only)
+    monkeypatch.setattr(kitgc.run, "recheck", lambda *a: None)
     wrong: list[str] = []
     for _ in range(3):  # a handful of runs is enough for the adversary to win one
         found, _history = _soak(soak, 3, record=False, gap=FRESH)  # kits old enough to be prunable

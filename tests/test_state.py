@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from kitgc.errors import KubernetesError
 from kitgc.model import State, state_key
 from kitgc.state import DATA_KEY, MAX_BYTES, StateStore, StateUnreadable, decode, encode, merge
-from tests.support import objects as o
+from testbed import objects as o
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 CM_PATH = "/api/v1/namespaces/kitgc/configmaps"

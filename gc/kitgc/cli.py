@@ -64,20 +64,6 @@ def _early_logging(env: Mapping[str, str], flags: Mapping[str, str | None]) -> N
     logs.configure("console" if fmt == "console" else "json", "info")
 
 
-class _Stop:
-    """SIGTERM (what Kubernetes sends) stops cleanly after the deletions in flight."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self) -> bool:
-        return self.requested
-
-    def handle(self, signum: int, _frame: Any) -> None:
-        self.requested = True
-        logs.get_logger().warning("stop_requested", signal=signal.Signals(signum).name)
-
-
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = dict(os.environ if env is None else env)
     ns = build_parser().parse_args(argv)
@@ -93,7 +79,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return EXIT_CONFIG
     logs.configure(settings.log_format, settings.log_level)
     if ns.command == "explain":
-        from kitgc.explain import explain
+        from kitgc.present.explain import explain
 
         return explain(settings, ns.image)
     return _run(settings, env)
@@ -103,8 +89,9 @@ def _run(settings: Settings, env: Mapping[str, str]) -> int:
     from kitgc.metrics import push_metrics
     from kitgc.progress import reporter
     from kitgc.run import run_pass
+    from kitgc.sweep.stop import StopRequest
 
-    stop = _Stop()
+    stop = StopRequest()
     previous = signal.signal(signal.SIGTERM, stop.handle)
     try:
         with reporter(settings) as progress:
@@ -116,7 +103,7 @@ def _run(settings: Settings, env: Mapping[str, str]) -> int:
     if settings.log_format == "console":
         # People get the table and the sentence on stdout, after the log lines; JSON mode
         # prints none of it (every line there stays one JSON object).
-        from kitgc.console import print_report
+        from kitgc.present.console import print_report
 
         print_report(outcome)
     return outcome.summary.exit_code

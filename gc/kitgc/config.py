@@ -54,16 +54,6 @@ def _positive_duration(value: str) -> timedelta:
     return d
 
 
-def format_duration(td: timedelta) -> str:
-    secs = int(td.total_seconds())
-    if secs == 0:
-        return "0"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if secs % size == 0:
-            return f"{secs // size}{unit}"
-    return f"{secs}s"
-
-
 def _positive_int(lo: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
         try:

@@ -2,143 +2,152 @@
 
 Order matters and is fixed here, not left to chance:
 1. IntegrationKit objects first, so the operator never holds a kit whose image is gone;
-   when a kit cannot be deleted, its images are left alone too.
+   when a kit cannot be deleted, the manifests the planner tied to it stay too.
 2. When kits were deleted, ``recheck`` (the shell re-reads the cluster and plans again)
    says which manifests may still go: an Integration may have adopted a kit between the
    last read and its deletion, and then the kit's image must stay.
-3. Then manifests, every image index before any plain manifest, so no index is left
-   pointing at a deleted child.
-One failure does not stop the rest; a registry that refuses every DELETE (deletion disabled)
-stops the sweep at once instead of hammering it. A dry run makes no write call at all.
+3. Then manifests, in the batches the image store orders (indexes before children on a
+   registry), so no index is left pointing at a deleted child.
+One failure does not stop the rest; a store that refuses every deletion (deletion
+disabled) stops the sweep at once instead of hammering it.
 
-The deleters are protocols, in the style of OpenShift's image pruner, so the executor is
-tested with the real registry and cluster and can be reasoned about without them.
+A dry run never comes here: :func:`announce` logs what a real run would do and writes
+nothing. The deleters are one-method protocols, in the style of OpenShift's image pruner.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
 
 from kitgc.errors import DeletionDisabled, KitGCError
-from kitgc.model import DeletionFailure, ExecutionResult, Kit, ManifestDecision, Plan
+from kitgc.identity import KitKey, ManifestKey
+from kitgc.model import DeletionFailure, ExecutionResult, Manifest, ManifestDecision, Plan
+from kitgc.stores.base import DeleteOutcome, ManifestDeleter
 
-
-class ManifestDeleter(Protocol):
-    async def delete_manifest(self, repository: str, digest: str) -> bool: ...
+Recheck = Callable[[], Awaitable[frozenset[ManifestKey]]]
 
 
 class KitDeleter(Protocol):
     def delete_kit(self, namespace: str, name: str) -> bool: ...
 
 
-def _owned_by(decision: ManifestDecision, kit: Kit) -> bool:
-    """Whether a manifest belongs to ``kit``: its image digest, or a manifest in its repository."""
-    m = decision.manifest
-    if kit.image is not None and kit.image.digest == m.digest:
-        return True
-    return m.repository.rpartition("/")[2] == kit.repository_name
+class DeletionOrder(Protocol):
+    def deletion_batches(self, manifests: Sequence[Manifest]) -> list[list[Manifest]]: ...
+
+
+@dataclass
+class _Progress:
+    deleted: list[ManifestKey] = field(default_factory=list)
+    kits: list[KitKey] = field(default_factory=list)
+    failed_kits: set[KitKey] = field(default_factory=set)
+    failures: list[DeletionFailure] = field(default_factory=list)
+    disabled: bool = False
+
+
+def announce(plan: Plan, log: Any = None) -> ExecutionResult:
+    """A dry run: say what a real run would delete, and delete nothing."""
+    log = log or structlog.get_logger("kitgc")
+    for kd in plan.kit_deletions:
+        log.info("would_delete_kit", kit=str(kd.kit.key), reason=kd.reason)
+    for d in plan.manifest_deletions:
+        m = d.manifest
+        log.info("would_delete", repository=m.repository, digest=m.digest, tags=list(m.tags), reason=d.reason)
+    return ExecutionResult()
 
 
 async def execute(
     plan: Plan,
     manifests: ManifestDeleter,
     kits: KitDeleter,
+    order: DeletionOrder,
     *,
-    dry_run: bool,
     concurrency: int = 16,
     should_stop: Callable[[], bool] = lambda: False,
     log: Any = None,
-    recheck: Callable[[], Awaitable[frozenset[str]]] | None = None,
+    recheck: Recheck | None = None,
 ) -> ExecutionResult:
     log = log or structlog.get_logger("kitgc")
-    deleted_kits: list[str] = []
-    deleted: list[str] = []
-    failures: list[DeletionFailure] = []
-    failed_kits: list[Kit] = []
-
-    for kd in plan.kit_deletions:
-        kit = kd.kit
-        target = f"{kit.namespace}/{kit.name}"
-        if dry_run:
-            log.info("would_delete_kit", kit=target, reason=kd.reason)
-            continue
-        if should_stop():
-            failed_kits.append(kit)
-            continue
-        try:
-            gone = await asyncio.to_thread(kits.delete_kit, kit.namespace, kit.name)
-        except Exception as exc:  # one failure must not stop the rest
-            failed_kits.append(kit)
-            failures.append(DeletionFailure(f"IntegrationKit {target}", _message(exc)))
-            log.error("kit_delete_failed", kit=target, error=_message(exc))
-            continue
-        deleted_kits.append(target)
-        log.info("kit_deleted", kit=target, reason=kd.reason, already_gone=not gone)
-
-    todo = [
-        d for d in plan.manifest_deletions if not any(_owned_by(d, kit) for kit in failed_kits)
-    ]
+    done = _Progress()
+    await _delete_kits(plan, kits, done, should_stop, log)
+    todo = [d for d in plan.manifest_deletions if not done.failed_kits.intersection(d.kits)]
     for d in plan.manifest_deletions:
-        if d not in todo:
+        if done.failed_kits.intersection(d.kits):
             log.warning("delete_skipped", repository=d.manifest.repository, digest=d.manifest.digest,
                         reason="its IntegrationKit could not be deleted")
-    if recheck is not None and deleted_kits and todo and not dry_run:
-        try:
-            still = await recheck()
-        except Exception as exc:  # the reference picture is in doubt: keep every image
-            failures.append(DeletionFailure("re-read of the cluster after deleting kits", _message(exc)))
-            log.error("recheck_failed", error=_message(exc), manifests_kept=len(todo))
-            still = frozenset()
-        for d in todo:
-            if d.manifest.key not in still:
-                log.warning("delete_skipped", repository=d.manifest.repository, digest=d.manifest.digest,
-                            reason="no longer garbage when the cluster was read again after deleting kits")
-        todo = [d for d in todo if d.manifest.key in still]
-    if dry_run:
-        for d in todo:
-            m = d.manifest
-            log.info("would_delete", repository=m.repository, digest=m.digest, tags=list(m.tags),
-                     reason=d.reason)
-        return ExecutionResult()
-
-    disabled = asyncio.Event()
+    if recheck is not None and done.kits and todo:
+        todo = await _still_garbage(todo, recheck, done, log)
+    by_key = {d.manifest.key: d for d in todo}
     sem = asyncio.Semaphore(max(1, concurrency))
-
-    async def delete_one(d: ManifestDecision) -> None:
-        m = d.manifest
-        async with sem:
-            if disabled.is_set() or should_stop():
-                return
-            try:
-                gone = await manifests.delete_manifest(m.repository, m.digest)
-            except DeletionDisabled as exc:
-                if not disabled.is_set():
-                    disabled.set()
-                    failures.append(DeletionFailure(m.key, _message(exc)))
-                    log.error("registry_deletion_disabled", repository=m.repository, error=_message(exc))
-                return
-            except Exception as exc:
-                failures.append(DeletionFailure(m.key, _message(exc)))
-                log.error("delete_failed", repository=m.repository, digest=m.digest, error=_message(exc))
-                return
-        deleted.append(m.key)
-        log.info("deleted", repository=m.repository, digest=m.digest, tags=list(m.tags), reason=d.reason,
-                 already_gone=not gone)
-
-    indexes = [d for d in todo if d.manifest.is_index]
-    others = [d for d in todo if not d.manifest.is_index]
-    for batch in (indexes, others):
-        await asyncio.gather(*(delete_one(d) for d in batch))
+    for batch in order.deletion_batches([d.manifest for d in todo]):
+        await asyncio.gather(*(_delete_one(by_key[m.key], manifests, sem, done, should_stop, log) for m in batch))
     return ExecutionResult(
-        manifests_deleted=tuple(deleted),
-        kits_deleted=tuple(deleted_kits),
-        failures=tuple(failures),
-        deletion_disabled=disabled.is_set(),
+        manifests_deleted=tuple(done.deleted),
+        kits_deleted=tuple(done.kits),
+        failures=tuple(done.failures),
+        deletion_disabled=done.disabled,
     )
+
+
+async def _delete_kits(plan: Plan, kits: KitDeleter, done: _Progress, should_stop: Callable[[], bool],
+                       log: Any) -> None:
+    for kd in plan.kit_deletions:
+        key = kd.kit.key
+        if should_stop():
+            done.failed_kits.add(key)
+            continue
+        try:
+            gone = await asyncio.to_thread(kits.delete_kit, key.namespace, key.name)
+        except Exception as exc:  # one failure must not stop the rest
+            done.failed_kits.add(key)
+            done.failures.append(DeletionFailure(f"IntegrationKit {key}", _message(exc)))
+            log.error("kit_delete_failed", kit=str(key), error=_message(exc))
+            continue
+        done.kits.append(key)
+        log.info("kit_deleted", kit=str(key), reason=kd.reason, already_gone=not gone)
+
+
+async def _still_garbage(todo: list[ManifestDecision], recheck: Recheck, done: _Progress,
+                         log: Any) -> list[ManifestDecision]:
+    """The manifests a fresh read of the cluster still lets go; none if it cannot be read."""
+    try:
+        still = await recheck()
+    except Exception as exc:  # the reference picture is in doubt: keep every image
+        done.failures.append(DeletionFailure("re-read of the cluster after deleting kits", _message(exc)))
+        log.error("recheck_failed", error=_message(exc), manifests_kept=len(todo))
+        still = frozenset()
+    for d in todo:
+        if d.manifest.key not in still:
+            log.warning("delete_skipped", repository=d.manifest.repository, digest=d.manifest.digest,
+                        reason="no longer garbage when the cluster was read again after deleting kits")
+    return [d for d in todo if d.manifest.key in still]
+
+
+async def _delete_one(d: ManifestDecision, manifests: ManifestDeleter, sem: asyncio.Semaphore, done: _Progress,
+                      should_stop: Callable[[], bool], log: Any) -> None:
+    m = d.manifest
+    async with sem:
+        if done.disabled or should_stop():
+            return
+        try:
+            outcome = await manifests.delete_manifest(m)
+        except DeletionDisabled as exc:
+            if not done.disabled:
+                done.disabled = True
+                done.failures.append(DeletionFailure(str(m.key), _message(exc)))
+                log.error("registry_deletion_disabled", repository=m.repository, error=_message(exc))
+            return
+        except Exception as exc:
+            done.failures.append(DeletionFailure(str(m.key), _message(exc)))
+            log.error("delete_failed", repository=m.repository, digest=m.digest, error=_message(exc))
+            return
+    done.deleted.append(m.key)
+    log.info("deleted", repository=m.repository, digest=m.digest, tags=list(m.tags), reason=d.reason,
+             already_gone=outcome is DeleteOutcome.ALREADY_GONE)
 
 
 def _message(exc: BaseException) -> str:

@@ -51,6 +51,16 @@ class ImageRef:
     def name(self) -> str:
         return f"{self.registry}/{self.repository}" if self.registry else self.repository
 
+    @property
+    def by_digest(self) -> bool:
+        """Whether the reference pins a digest (a digest wins over a tag written beside it)."""
+        return self.digest is not None
+
+    @property
+    def effective_tag(self) -> str:
+        """The tag a reference by tag pulls: with neither tag nor digest, ``latest``."""
+        return self.tag or "latest"
+
     def __str__(self) -> str:
         out = self.name
         if self.tag:

@@ -38,8 +38,8 @@ from typing import Any
 import kubernetes
 import structlog
 
-from kitgc.cluster.connect import KubeHttp, Response, TransportError
 from kitgc.errors import SafetyAbort
+from kitgc.kube.http import KubeHttp, Response, TransportError
 
 log = structlog.get_logger("kitgc.lease")
 

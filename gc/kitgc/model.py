@@ -9,11 +9,17 @@ stage can be tested with data built by hand.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
+from kitgc.identity import KitKey, ManifestKey, kit_repository_name
 from kitgc.imageref import ImageRef
+
+if TYPE_CHECKING:
+    from kitgc.plan.reasons import Reason
 
 # --- registry side -------------------------------------------------------------------
 
@@ -48,9 +54,9 @@ class Manifest:
         return bool(self.children) or self.media_type in INDEX_MEDIA_TYPES
 
     @property
-    def key(self) -> str:
-        """``repository@digest``: the identity used in state, reports and decisions."""
-        return f"{self.repository}@{self.digest}"
+    def key(self) -> ManifestKey:
+        """The identity used in state, reports and decisions."""
+        return ManifestKey(self.repository, self.digest)
 
 
 @dataclass(frozen=True)
@@ -146,9 +152,13 @@ class Kit:
         return self.phase not in FINISHED_PHASES
 
     @property
+    def key(self) -> KitKey:
+        return KitKey(self.namespace, self.name)
+
+    @property
     def repository_name(self) -> str:
         """Last path segment of the repository the operator pushes this kit to."""
-        return f"camel-k-{self.name}"
+        return kit_repository_name(self.name)
 
 
 @dataclass(frozen=True)
@@ -169,8 +179,10 @@ class ClusterSnapshot:
     kit_uses: tuple[KitUse, ...]
     unparsable: tuple[UnparsableReference, ...] = ()
     integrations: int = 0  # how many Integrations exist (wrong-cluster guard)
-    sources_read: tuple[str, ...] = ()  # e.g. "apps/v1 deployments", for the report
     objects_read: int = 0
+    # Each object's controlling owner (metadata.ownerReferences, controller first), for the
+    # chains that explain a reference: Pod -> ReplicaSet -> Deployment -> Integration.
+    owners: Mapping[ObjectRef, ObjectRef] = field(default_factory=dict)
 
 
 # --- policy, state, decisions --------------------------------------------------------
@@ -185,14 +197,8 @@ class Policy:
 
 
 def state_key(repository: str, digest: str) -> str:
-    """Key of the first-seen state: ``repository@<algorithm>:<first 24 hex>``.
-
-    Truncated so that 20,000 entries fit a ConfigMap (1 MiB); 96 bits cannot collide in
-    practice, and a collision could only make a manifest look older than it is within one
-    repository of unreferenced manifests.
-    """
-    algorithm, _, hexpart = digest.partition(":")
-    return f"{repository}@{algorithm}:{hexpart[:24]}"
+    """Key of the first-seen state (see :meth:`ManifestKey.state_key`)."""
+    return ManifestKey(repository, digest).state_key()
 
 
 @dataclass(frozen=True)
@@ -210,19 +216,40 @@ class Action(StrEnum):
 
 @dataclass(frozen=True)
 class ManifestDecision:
+    """What happens to one manifest, and every reason that applies (the first is the headline).
+
+    ``kits`` names the kits deleted in this run that the manifest belongs to: should one of
+    them fail to go, the executor keeps the manifest (the kit would point at nothing).
+    """
+
     manifest: Manifest
     action: Action
-    reason: str
+    why: tuple[Reason, ...]
     evidence_since: datetime | None = None  # best evidence of age for unreferenced manifests
     referenced: bool = False  # kept because something refers to it (for kitgc_manifests_referenced)
-    reasons: tuple[str, ...] = ()  # every reason that applies, first = ``reason`` (for explain)
+    kits: tuple[KitKey, ...] = ()
+
+    @property
+    def reason(self) -> str:
+        """The headline reason as plain text."""
+        return str(self.why[0])
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Every reason as plain text, each distinct sentence once (one Pod may name an image
+        in two fields: two subjects, one sentence)."""
+        return tuple(dict.fromkeys(str(r) for r in self.why))
 
 
 @dataclass(frozen=True)
 class KitDecision:
     kit: Kit
     action: Action
-    reason: str
+    why: Reason
+
+    @property
+    def reason(self) -> str:
+        return str(self.why)
 
 
 @dataclass(frozen=True)
@@ -245,14 +272,14 @@ class Plan:
 
 @dataclass(frozen=True)
 class DeletionFailure:
-    target: str  # "repo@digest" or "IntegrationKit ns/name"
+    target: str  # "repo@digest" or "IntegrationKit ns/name", as people read it
     message: str
 
 
 @dataclass(frozen=True)
 class ExecutionResult:
-    manifests_deleted: tuple[str, ...] = ()  # keys
-    kits_deleted: tuple[str, ...] = ()  # "ns/name"
+    manifests_deleted: tuple[ManifestKey, ...] = ()
+    kits_deleted: tuple[KitKey, ...] = ()
     failures: tuple[DeletionFailure, ...] = ()
     deletion_disabled: bool = False  # the registry answered 405 UNSUPPORTED
 

@@ -8,25 +8,22 @@ every later run: garbage no collector could ever find again.
 
 So before deleting an index, the run writes the digests of its children into the state
 ConfigMap (key ``pending-children.json``); every later run fetches them by digest and adds
-them to the inventory as untagged manifests, where the planner decides about them like any
-other (a child someone references stays, and stays remembered). An entry is forgotten once
-its manifest is deleted or gone, or reachable again through an index that stays.
+them to the inventory as untagged manifests (:func:`kitgc.inventory.include_remembered`),
+where the planner decides about them like any other (a child someone references stays,
+and stays remembered). An entry is forgotten once its manifest is deleted or gone, or
+reachable again through an index that stays.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable
-from dataclasses import replace
 
 import structlog
 
-from kitgc.errors import RegistryError
+from kitgc.identity import ManifestKey
 from kitgc.imageref import InvalidReference, validate_digest
-from kitgc.model import Inventory, Manifest, Plan, RepositoryProblem
-from kitgc.registry.client import FetchedManifest, RegistryClient
-from kitgc.scope import in_scope
+from kitgc.model import Inventory, Plan
 
 log = structlog.get_logger("kitgc.pending")
 
@@ -84,57 +81,13 @@ def children_of_deletions(plan: Plan) -> Pending:
     return out
 
 
-def remaining(tracked: Pending, inventory: Inventory, deleted: Iterable[str]) -> Pending:
+def remaining(tracked: Pending, inventory: Inventory, deleted: Iterable[ManifestKey]) -> Pending:
     """What must still be remembered: not deleted, and not reachable through an index that stays."""
     gone = set(deleted)
-    reachable = {f"{m.repository}@{c}" for m in inventory.manifests if m.key not in gone for c in m.children}
+    reachable = {m.key.child(c) for m in inventory.manifests if m.key not in gone for c in m.children}
     out: Pending = {}
     for repo, digests in tracked.items():
-        keep = {d for d in digests if f"{repo}@{d}" not in gone and f"{repo}@{d}" not in reachable}
+        keep = {d for d in digests if ManifestKey(repo, d) not in gone and ManifestKey(repo, d) not in reachable}
         if keep:
             out[repo] = keep
     return out
-
-
-async def include(
-    client: RegistryClient, inventory: Inventory, pending: Pending, organizations: tuple[str, ...]
-) -> tuple[Inventory, Pending]:
-    """Add the remembered children the scan cannot see; (inventory, what is still tracked).
-
-    A child that is gone (404) is forgotten; one that cannot be read is a problem of its
-    repository (which then keeps everything, as for any read problem) and stays tracked.
-    """
-    known = {m.key for m in inventory.manifests}
-    tracked: Pending = {r: set(ds) for r, ds in pending.items()}
-    level = sorted((r, d) for r, ds in pending.items() for d in ds
-                   if in_scope(r, organizations) and f"{r}@{d}" not in known)
-    added: list[Manifest] = []
-    problems: list[RepositoryProblem] = []
-    for _ in range(MAX_DEPTH):
-        if not level:
-            break
-        results = await asyncio.gather(*(_get(client, r, d) for r, d in level), return_exceptions=False)
-        known.update(f"{r}@{d}" for r, d in level)
-        following: list[tuple[str, str]] = []
-        for (repo, digest), got in zip(level, results, strict=True):
-            if got is None:
-                tracked.get(repo, set()).discard(digest)
-            elif isinstance(got, RegistryError):
-                problems.append(RepositoryProblem(repo, f"remembered child {digest}: {got}"))
-            else:
-                added.append(Manifest(repo, digest, got.media_type, (), got.children, got.blobs, len(got.body)))
-                following += [(repo, c) for c in got.children if f"{repo}@{c}" not in known]
-                tracked.setdefault(repo, set()).update(got.children)
-        level = sorted(set(following))
-    tracked = {r: ds for r, ds in tracked.items() if ds}
-    if added or problems:
-        log.info("pending_children_included", manifests=len(added), problems=len(problems))
-    manifests = sorted((*inventory.manifests, *added), key=lambda m: (m.repository, m.digest))
-    return replace(inventory, manifests=tuple(manifests), problems=(*inventory.problems, *problems)), tracked
-
-
-async def _get(client: RegistryClient, repo: str, digest: str) -> FetchedManifest | RegistryError | None:
-    try:
-        return await client.get_manifest(repo, digest)
-    except RegistryError as exc:
-        return None if exc.status == 404 else exc

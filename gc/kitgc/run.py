@@ -15,29 +15,37 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from kitgc import __version__, guards, pending, sweep
+from kitgc import __version__, pending
 from kitgc.cluster import sources
-from kitgc.cluster.connect import make_api_client
 from kitgc.cluster.discovery import resolve_targets
 from kitgc.cluster.reader import ClusterReader
 from kitgc.config import Settings
 from kitgc.errors import EXIT_ABORT, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, KitGCError, RegistryError
-from kitgc.execute import execute
+from kitgc.execute import announce, execute
+from kitgc.identity import kit_repository_name
 from kitgc.imageref import split_address
-from kitgc.inventory import scan
+from kitgc.inventory import include_remembered, scan
+from kitgc.kube.connect import make_api_client
 from kitgc.lease import SweepLease
 from kitgc.model import ClusterSnapshot, ExecutionResult, Inventory, Plan, Policy, RunSummary
+from kitgc.plan import guards
+from kitgc.present.report import build_report, counts, reclaimable_bytes, write_report
 from kitgc.registry.auth import load_docker_config
 from kitgc.registry.client import RegistryClient
-from kitgc.report import build_report, counts, reclaimable_bytes, write_report
 from kitgc.scope import full_organizations
 from kitgc.state import StateStore
+from kitgc.stores.base import ImageStore
+from kitgc.stores.distribution import DistributionStore
+from kitgc.sweep.children import remember_children
+from kitgc.sweep.planner import Planner
+from kitgc.sweep.reread import plan_again, recheck
+from kitgc.sweep.stop import Stop
 
 OUTCOMES = {EXIT_OK: "success", EXIT_PARTIAL: "partial", EXIT_CONFIG: "config_error", EXIT_ABORT: "aborted"}
 
@@ -53,7 +61,6 @@ class PassResult:
     result: ExecutionResult | None = None
     registry: str = ""
     organizations: tuple[str, ...] = ()
-    request_stats: dict[str, int] = field(default_factory=dict)
     state_error: str | None = None  # the first-seen state could not be saved (exit 1)
     stopped: str = ""  # why the sweep stopped before its end (SIGTERM, Lease lost): exit 1
 
@@ -76,10 +83,8 @@ def _targets(settings: Settings, reader: ClusterReader) -> _Targets:
     return _Targets(host, full_organizations(prefix, orgs), insecure)
 
 
-async def _scan_and_read(
-    settings: Settings, reader: ClusterReader, targets: _Targets, progress: Callable[[int, int], None] | None,
-    remembered: pending.Pending,
-) -> tuple[Inventory, ClusterSnapshot, RegistryClient, pending.Pending]:
+def open_store(settings: Settings, targets: _Targets) -> ImageStore:
+    """The image store this run talks to (one implementation so far: ``distribution``)."""
     credentials = None
     if settings.registry_auth_file:
         credentials = load_docker_config(settings.registry_auth_file, targets.host)
@@ -91,21 +96,12 @@ async def _scan_and_read(
         concurrency=settings.concurrency,
         timeout=settings.registry_timeout.total_seconds(),
     )
-    await client.__aenter__()
-    try:
-        inventory = await scan(client, targets.organizations, progress=progress,
-                               known_repositories=lambda: asyncio.to_thread(_kit_repositories, reader, targets))
-        inventory, tracked = await pending.include(client, inventory, remembered, targets.organizations)
-        cluster = await asyncio.to_thread(reader.snapshot)
-    except BaseException:
-        await client.__aexit__(None, None, None)
-        raise
-    return inventory, cluster, client, tracked
+    return DistributionStore(client)
 
 
 def _kit_repositories(reader: ClusterReader, targets: _Targets) -> tuple[str, ...]:
-    """Where the cluster's kits push, for registries that refuse the catalog: every kit, every organization."""
-    names = {f"camel-k-{item['metadata']['name']}" for item in reader.list_raw(sources.INTEGRATION_KITS)}
+    """Where the cluster's kits push, for stores that cannot list: every kit, every organization."""
+    names = {kit_repository_name(item["metadata"]["name"]) for item in reader.list_raw(sources.INTEGRATION_KITS)}
     return tuple(sorted(f"{org}/{name}" for org in targets.organizations for name in names))
 
 
@@ -177,48 +173,59 @@ async def _pass(
              organizations=list(targets.organizations), min_age=str(settings.min_age),
              prune_kits=settings.prune_kits, max_deletions=settings.max_deletions,
              registry_plain_http=targets.insecure)
-    store = StateStore(api_client, *settings.state_configmap, timeout=kube_timeout)
-    state = await asyncio.to_thread(store.load)
+    state_store = StateStore(api_client, *settings.state_configmap, timeout=kube_timeout)
+    state = await asyncio.to_thread(state_store.load)
     started = datetime.now(UTC)
-
-    inventory, cluster, client, tracked = await _scan_and_read(settings, reader, targets, progress, store.pending)
-    lease: SweepLease | None = None
+    store = open_store(settings, targets)
     try:
+        # The registry FIRST, the cluster after (see the module docstring).
+        inventory = await scan(store, targets.organizations, progress=progress,
+                               known_repositories=lambda: asyncio.to_thread(_kit_repositories, reader, targets))
+        inventory, tracked = await include_remembered(store, inventory, state_store.remembered(),
+                                                      targets.organizations)
+        cluster = await asyncio.to_thread(reader.snapshot)
         out.inventory, out.cluster = inventory, cluster
         guards.check_references(cluster)
         policy = Policy(targets.organizations, settings.min_age, settings.prune_kits, settings.max_deletions)
-        planner = sweep.Planner(inventory, policy, state, now or datetime.now(UTC), started)
-        plan = planner(cluster)
-        out.plan = plan
-        guards.check_wrong_cluster(plan, cluster, allow=settings.allow_empty_cluster)
-        if not settings.dry_run:
-            lease = SweepLease(api_client, settings.state_configmap[0], duration=settings.lease_duration,
-                               timeout=kube_timeout)
-            await asyncio.to_thread(lease.acquire)
-            lease.start_renewing()
-            stop = sweep.Stop(should_stop, lease)
-            if plan.manifest_deletions or plan.kit_deletions:
-                cluster, plan = await sweep.plan_again(settings, reader, planner, cluster, log)
-                out.cluster, out.plan = cluster, plan
-            tracked = await sweep.remember_children(store, state, tracked, plan, log)
-            out.result = await execute(plan, client, reader, dry_run=False, concurrency=settings.concurrency,
-                                       should_stop=stop, log=log, recheck=sweep.recheck(reader, planner, cluster))
-            out.stopped = stop.why
-            store.pending = pending.remaining(tracked, inventory, out.result.manifests_deleted)
-        else:
-            out.result = await execute(plan, client, reader, dry_run=True, concurrency=settings.concurrency, log=log)
-        if not settings.dry_run:
-            try:
-                await asyncio.to_thread(store.save, plan.state)
-            except KitGCError as exc:
-                log.error("state_save_failed", error=str(exc))
-                out.state_error = str(exc)
+        planner = Planner(inventory, policy, state, now or datetime.now(UTC), started)
+        out.plan = planner(cluster)
+        guards.check_wrong_cluster(out.plan, cluster, allow=settings.allow_empty_cluster)
+        if settings.dry_run:
+            out.result = announce(out.plan, log)
+            return out
+        await _sweep(settings, out, api_client, store, reader, planner, state_store, tracked, should_stop, log)
     finally:
-        out.request_stats = dict(client.stats)
-        await client.__aexit__(None, None, None)
-        if lease is not None:
-            await asyncio.to_thread(lease.release)
+        await store.aclose()
     return out
+
+
+async def _sweep(
+    settings: Settings, out: PassResult, api_client: Any, store: ImageStore, reader: ClusterReader,
+    planner: Planner, state_store: StateStore, tracked: pending.Pending, should_stop: Callable[[], bool], log: Any,
+) -> None:
+    """A deleting run, under the sweep Lease: read again, remember children, delete, save the state."""
+    assert out.plan is not None and out.cluster is not None and out.inventory is not None
+    lease = SweepLease(api_client, settings.state_configmap[0], duration=settings.lease_duration,
+                       timeout=settings.kube_timeout.total_seconds())
+    await asyncio.to_thread(lease.acquire)
+    try:
+        lease.start_renewing()
+        stop = Stop(should_stop, lease)
+        if out.plan.manifest_deletions or out.plan.kit_deletions:
+            out.cluster, out.plan = await plan_again(reader, planner, out.cluster, log,
+                                                     allow_empty_cluster=settings.allow_empty_cluster)
+        tracked = await remember_children(state_store, planner.state, tracked, out.plan, log)
+        out.result = await execute(out.plan, store, reader, store, concurrency=settings.concurrency,
+                                   should_stop=stop, log=log, recheck=recheck(reader, planner, out.cluster))
+        out.stopped = stop.why
+        remembered = pending.remaining(tracked, out.inventory, out.result.manifests_deleted)
+        try:
+            await asyncio.to_thread(state_store.save, out.plan.state, remembered)
+        except KitGCError as exc:
+            log.error("state_save_failed", error=str(exc))
+            out.state_error = str(exc)
+    finally:
+        await asyncio.to_thread(lease.release)
 
 
 def _exit_code(out: PassResult) -> int:

@@ -5,7 +5,9 @@ Kept apart so that the registry scan and the planner apply one and the same rule
 
 from __future__ import annotations
 
-KIT_PREFIX = "camel-k-kit-"
+from kitgc.identity import KIT_NAME_PREFIX, KIT_REPOSITORY_PREFIX
+
+KIT_PREFIX = KIT_REPOSITORY_PREFIX + KIT_NAME_PREFIX  # camel-k-kit-
 
 
 def organization_of(repository: str, organizations: tuple[str, ...]) -> str | None:

@@ -25,8 +25,9 @@ import kubernetes
 import structlog
 
 from kitgc import pending
-from kitgc.cluster.connect import KubeHttp, Response, TransportError
 from kitgc.errors import KubernetesError
+from kitgc.identity import ManifestKey
+from kitgc.kube.http import KubeHttp, Response, TransportError
 from kitgc.model import State
 
 log = structlog.get_logger("kitgc.state")
@@ -102,8 +103,8 @@ def decode(configmap: dict[str, Any]) -> State:
             raise StateUnreadable(f"{DATA_KEY}: repository {repo!r} does not map digests to times")
         for digest, epoch in digests.items():
             if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-                raise StateUnreadable(f"{DATA_KEY}: {repo}@{digest} has no valid time")
-            first_seen[f"{repo}@{digest}" if repo else digest] = datetime.fromtimestamp(epoch, UTC)
+                raise StateUnreadable(f"{DATA_KEY}: {ManifestKey(repo, digest)} has no valid time")
+            first_seen[str(ManifestKey(repo, digest)) if repo else digest] = datetime.fromtimestamp(epoch, UTC)
     return State(first_seen)
 
 
@@ -128,7 +129,7 @@ class StateStore:
         self._loaded = False
         self._existing: dict[str, Any] | None = None  # the ConfigMap as last read; None: absent
         # Children of deleted indexes still to find (kitgc.pending), saved with the state.
-        self.pending: pending.Pending = {}
+        self._pending: pending.Pending = {}
 
     @property
     def _collection(self) -> str:
@@ -166,14 +167,23 @@ class StateStore:
             log.warning("state_unreadable", configmap=f"{self.namespace}/{self.name}", error=str(exc),
                         note="starting from empty first-seen times; the ConfigMap will not be overwritten")
             return State()
-        self.pending = pending.decode(((self._existing or {}).get("data") or {}).get(pending.KEY))
+        self._pending = pending.decode(((self._existing or {}).get("data") or {}).get(pending.KEY))
         log.debug("state_loaded", configmap=f"{self.namespace}/{self.name}", entries=len(state.first_seen))
         return state
 
-    def save(self, state: State) -> None:
-        """Create or update the ConfigMap; on a conflict, merge with the newer copy once."""
+    def remembered(self) -> pending.Pending:
+        """The children of deleted indexes that the loaded ConfigMap remembers (a copy)."""
+        return {repo: set(digests) for repo, digests in self._pending.items()}
+
+    def save(self, state: State, remembered: pending.Pending | None = None) -> None:
+        """Create or update the ConfigMap; on a conflict, merge with the newer copy once.
+
+        ``remembered`` replaces the remembered index children (None: keep what was loaded).
+        """
         if not self._loaded:
             self.load()
+        if remembered is not None:
+            self._pending = {repo: set(digests) for repo, digests in remembered.items()}
         if self.protected:
             log.warning("state_not_saved", configmap=f"{self.namespace}/{self.name}",
                         reason="the existing ConfigMap could not be read at load time")
@@ -187,7 +197,7 @@ class StateStore:
             raise KubernetesError(f"cannot save state to ConfigMap {self.namespace}/{self.name}: it changed "
                                   f"while we ran and cannot be read: {exc}") from None
         log.info("state_conflict_merged", configmap=f"{self.namespace}/{self.name}")
-        self.pending = pending.union(self.pending, pending.decode(
+        self._pending = pending.union(self._pending, pending.decode(
             ((self._existing or {}).get("data") or {}).get(pending.KEY)))
         self._check(self._write(merge(state, theirs)))
 
@@ -215,8 +225,8 @@ class StateStore:
 
     def _with_pending(self, body: dict[str, Any]) -> None:
         data = body["data"] = dict(body.get("data") or {})
-        if self.pending:
-            data[pending.KEY] = pending.encode(self.pending)
+        if self._pending:
+            data[pending.KEY] = pending.encode(self._pending)
         else:
             data.pop(pending.KEY, None)
 

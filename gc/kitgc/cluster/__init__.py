@@ -2,5 +2,5 @@
 
 ``sources`` is the table of what is read; ``extract`` turns raw objects into references
 (pure); ``reader`` lists cluster-wide and builds the snapshot; ``discovery`` finds the
-registry from IntegrationPlatforms; ``connect`` builds the client and retries requests.
+registry from IntegrationPlatforms. The API connection itself is :mod:`kitgc.kube`'s.
 """

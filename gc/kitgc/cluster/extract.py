@@ -8,6 +8,10 @@ reference we cannot read might be the one that protects an image.
 Deliberately absent: ``status.digest`` of Integrations and IntegrationKits, which is a
 hash of the spec and not an image digest; and references from IntegrationKits, whose
 images the planner protects itself once it has decided which kits stay.
+
+Every object's controlling owner (``metadata.ownerReferences``) is recorded too, so that a
+reference can be followed up its chain (Pod -> ReplicaSet -> Deployment -> Integration)
+without guessing from names. Kinds are named by :func:`kind_name` on both ends.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from kitgc import imageref
 from kitgc.cluster import sources as S
+from kitgc.cluster.objects import object_ref, owner_ref, source_kind
 from kitgc.imageref import ImageRef, InvalidReference
 from kitgc.model import Kit, KitUse, ObjectRef, Reference, UnparsableReference
 
@@ -41,12 +46,16 @@ class Found:
     kits: list[Kit] = field(default_factory=list)
     kit_uses: list[KitUse] = field(default_factory=list)
     unparsable: list[UnparsableReference] = field(default_factory=list)
+    owners: dict[ObjectRef, ObjectRef] = field(default_factory=dict)  # child -> its controlling owner
 
     def extend(self, other: Found) -> None:
+        """Add ``other``; a child already known keeps the owner first recorded for it."""
         self.references += other.references
         self.kits += other.kits
         self.kit_uses += other.kit_uses
         self.unparsable += other.unparsable
+        for child, owner in other.owners.items():
+            self.owners.setdefault(child, owner)
 
     def image(self, value: Any, src: ObjectRef, path: str, *, runtime: bool = False) -> None:
         """Record ``value`` found at ``path``: a Reference, or an UnparsableReference.
@@ -98,12 +107,13 @@ def _items(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def object_ref(kind: str, obj: dict[str, Any]) -> ObjectRef:
-    meta = obj.get("metadata") or {}
-    namespace = meta.get("namespace") or None
-    if isinstance(namespace, str):
-        namespace = sys.intern(namespace)  # thousands of objects share a few namespaces
-    return ObjectRef(kind, str(meta.get("name") or ""), namespace)
+def _begin(kind: str, obj: dict[str, Any]) -> tuple[Found, ObjectRef]:
+    """A fresh Found and ``obj``'s ref, with ``obj``'s owner recorded: every extractor starts here."""
+    found, src = Found(), object_ref(kind, obj)
+    owner = owner_ref(obj, src.namespace)
+    if owner is not None and src.name:  # a nameless object is no link in any chain
+        found.owners[src] = owner
+    return found, src
 
 
 def pod_spec(found: Found, spec: Any, src: ObjectRef, prefix: str) -> None:
@@ -122,8 +132,8 @@ def container_statuses(found: Found, status: Any, src: ObjectRef, prefix: str = 
             found.image(c.get("image"), src, f"{where}.image", runtime=True)
 
 
-def pod(obj: dict[str, Any], kind: str = "Pod") -> Found:
-    found, src = Found(), object_ref(kind, obj)
+def pod(obj: dict[str, Any], kind: str = source_kind(S.PODS)) -> Found:
+    found, src = _begin(kind, obj)
     pod_spec(found, obj.get("spec"), src, "spec")
     container_statuses(found, obj.get("status"), src)
     return found
@@ -133,7 +143,7 @@ def workload(kind: str) -> Callable[[dict[str, Any]], Found]:
     """Deployment, ReplicaSet, StatefulSet, DaemonSet, Job: ``spec.template.spec``."""
 
     def extract(obj: dict[str, Any]) -> Found:
-        found, src = Found(), object_ref(kind, obj)
+        found, src = _begin(kind, obj)
         pod_spec(found, _get(obj, "spec", "template", "spec"), src, "spec.template.spec")
         return found
 
@@ -141,21 +151,21 @@ def workload(kind: str) -> Callable[[dict[str, Any]], Found]:
 
 
 def cronjob(obj: dict[str, Any]) -> Found:
-    found, src = Found(), object_ref("CronJob", obj)
+    found, src = _begin(source_kind(S.CRONJOBS), obj)
     spec = _get(obj, "spec", "jobTemplate", "spec", "template", "spec")
     pod_spec(found, spec, src, "spec.jobTemplate.spec.template.spec")
     return found
 
 
 def knative_service(obj: dict[str, Any]) -> Found:
-    found, src = Found(), object_ref("Service.serving.knative.dev", obj)
+    found, src = _begin(source_kind(S.KNATIVE_SERVICES), obj)
     pod_spec(found, _get(obj, "spec", "template", "spec"), src, "spec.template.spec")
     return found
 
 
 def knative_revision(obj: dict[str, Any]) -> Found:
     """A Revision keeps its image even when scaled to zero; ``imageDigest`` is the resolved one."""
-    found, src = Found(), object_ref("Revision.serving.knative.dev", obj)
+    found, src = _begin(source_kind(S.KNATIVE_REVISIONS), obj)
     pod_spec(found, obj.get("spec"), src, "spec")
     for i, c in enumerate(_items(_get(obj, "status", "containerStatuses"))):
         found.image(c.get("imageDigest"), src, f"status.containerStatuses[{c.get('name') or i}].imageDigest")
@@ -163,7 +173,7 @@ def knative_revision(obj: dict[str, Any]) -> Found:
 
 
 def integration(obj: dict[str, Any]) -> Found:
-    found, src = Found(), object_ref("Integration", obj)
+    found, src = _begin(source_kind(S.INTEGRATIONS), obj)
     found.image(_get(obj, "status", "image"), src, "status.image")
     found.image(_get(obj, "spec", "traits", "container", "image"), src, "spec.traits.container.image")
     found.image(_get(obj, "spec", "traits", "container", "configuration", "image"), src,
@@ -196,7 +206,7 @@ def integration_kit(obj: dict[str, Any], now: datetime) -> Found:
     A kit whose ``creationTimestamp`` cannot be read is dated ``now``: it then looks new,
     which can only delay its deletion.
     """
-    found, src = Found(), object_ref("IntegrationKit", obj)
+    found, src = _begin(source_kind(S.INTEGRATION_KITS), obj)
     labels = _get(obj, "metadata", "labels") or {}
     found.kits.append(
         Kit(
@@ -228,7 +238,7 @@ def _image_fields(value: Any, path: str, key: str = "") -> Iterable[tuple[str, A
 
 def build(obj: dict[str, Any]) -> Found:
     """An unfinished Build is about to push, or pull, every image it names."""
-    found, src = Found(), object_ref("Build", obj)
+    found, src = _begin(source_kind(S.BUILDS), obj)
     if _get(obj, "status", "phase") in BUILD_FINISHED:
         return found
     for part in ("spec", "status"):
@@ -241,7 +251,7 @@ def platform_like(kind: str) -> Callable[[dict[str, Any]], Found]:
     """IntegrationPlatform, IntegrationProfile: the base image every build starts from."""
 
     def extract(obj: dict[str, Any]) -> Found:
-        found, src = Found(), object_ref(kind, obj)
+        found, src = _begin(kind, obj)
         for part in ("spec", "status"):
             found.image(_get(obj, part, "build", "baseImage"), src, f"{part}.build.baseImage")
         return found
@@ -251,17 +261,17 @@ def platform_like(kind: str) -> Callable[[dict[str, Any]], Found]:
 
 EXTRACTORS: dict[S.Source, Callable[[dict[str, Any]], Found]] = {
     S.PODS: pod,
-    S.DEPLOYMENTS: workload("Deployment"),
-    S.REPLICASETS: workload("ReplicaSet"),
-    S.STATEFULSETS: workload("StatefulSet"),
-    S.DAEMONSETS: workload("DaemonSet"),
-    S.JOBS: workload("Job"),
+    S.DEPLOYMENTS: workload(source_kind(S.DEPLOYMENTS)),
+    S.REPLICASETS: workload(source_kind(S.REPLICASETS)),
+    S.STATEFULSETS: workload(source_kind(S.STATEFULSETS)),
+    S.DAEMONSETS: workload(source_kind(S.DAEMONSETS)),
+    S.JOBS: workload(source_kind(S.JOBS)),
     S.CRONJOBS: cronjob,
     S.KNATIVE_SERVICES: knative_service,
     S.KNATIVE_REVISIONS: knative_revision,
     S.INTEGRATIONS: integration,
-    S.INTEGRATION_PLATFORMS: platform_like("IntegrationPlatform"),
-    S.INTEGRATION_PROFILES: platform_like("IntegrationProfile"),
+    S.INTEGRATION_PLATFORMS: platform_like(source_kind(S.INTEGRATION_PLATFORMS)),
+    S.INTEGRATION_PROFILES: platform_like(source_kind(S.INTEGRATION_PROFILES)),
     S.BUILDS: build,
 }
 

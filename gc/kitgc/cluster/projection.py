@@ -30,9 +30,18 @@ class _Part(msgspec.Struct, omit_defaults=True):
     """Absent and null fields are left out again by ``to_builtins``: ``.get`` sees None either way."""
 
 
+class _OwnerReference(_Part):
+    apiVersion: Any = None
+    kind: Any = None
+    name: Any = None
+    controller: Any = None
+
+
 class _Meta(_Part):
     name: Any = None
     namespace: Any = None
+    # An entry that is not an object fails the page, which is then decoded in full.
+    ownerReferences: list[_OwnerReference] | None = None
 
 
 class _KitMeta(_Meta):

@@ -21,12 +21,12 @@ import kubernetes
 import structlog
 
 from kitgc.cluster import sources as S
-from kitgc.cluster.connect import KubeHttp, Response, TransportError
 from kitgc.cluster.discovery import PlatformRegistry, registries
 from kitgc.cluster.extract import Found, extract
 from kitgc.cluster.projection import decode_page
 from kitgc.errors import KubernetesError, SourceUnavailable
-from kitgc.model import ClusterSnapshot
+from kitgc.kube.http import KubeHttp, Response, TransportError
+from kitgc.model import ClusterSnapshot, ObjectRef
 
 log = structlog.get_logger("kitgc.cluster")
 
@@ -50,6 +50,18 @@ def _unavailable(source: S.Source, why: str) -> SourceUnavailable:
     if source.group == S.CAMEL and why.startswith("404"):
         hint = "; are Camel K's CRDs installed?"
     return SourceUnavailable(f"cannot read {source}: {why}{hint}")
+
+
+def _shared(found: Found) -> dict[ObjectRef, ObjectRef]:
+    """``found.owners`` with each owner replaced by the equal ObjectRef its own object was read
+    as (the ReplicaSet that owns a pod is also a child, and the source of its references),
+    so that an object named in several places is one ObjectRef in memory."""
+    known: dict[ObjectRef, ObjectRef] = {child: child for child in found.owners}
+    for ref in found.references:
+        known.setdefault(ref.source, ref.source)
+    for use in found.kit_uses:
+        known.setdefault(use.user, use.user)
+    return {child: known.get(owner, owner) for child, owner in found.owners.items()}
 
 
 class ClusterReader:
@@ -224,8 +236,8 @@ class ClusterReader:
             kit_uses=tuple(total.kit_uses),
             unparsable=tuple(total.unparsable),
             integrations=integrations,
-            sources_read=tuple(str(s) for s in todo),
             objects_read=objects,
+            owners=_shared(total),
         )
 
     def _read_source(self, source: S.Source, now: datetime, stop: threading.Event) -> _SourceResult:

@@ -16,12 +16,15 @@ from dataclasses import dataclass
 
 import httpx
 
-from kitgc.errors import ConfigError, DeletionDisabled, RegistryError
+from kitgc.errors import ConfigError, RegistryError
+from kitgc.identity import ManifestKey, is_digest
 from kitgc.imageref import InvalidReference, split_address, validate_digest
 from kitgc.model import Blob
+from kitgc.registry.answers import Reply, json_document, registry_error
 from kitgc.registry.auth import Credentials
-from kitgc.registry.mediatypes import MANIFEST_ACCEPT, ManifestFormatError, bare_type, parse_manifest
-from kitgc.registry.transport import OnRequest, Reply, Sleep, Transport, error_code, json_document, registry_error
+from kitgc.registry.mediatypes import MANIFEST_ACCEPT, ManifestFormatError, parse_manifest
+from kitgc.registry.transport import OnRequest, Sleep, Transport, TransportOptions
+from kitgc.retry import RetryPolicy
 
 __all__ = ["MANIFEST_ACCEPT", "FetchedManifest", "RegistryClient"]
 
@@ -85,12 +88,13 @@ class RegistryClient:
         self.stats: dict[str, int] = dict.fromkeys(
             ("catalog", "tags", "manifest_get", "manifest_head", "delete", "token", "retry"), 0
         )
-        self._transport = Transport(
-            self.base_url, insecure=insecure, ca_file=ca_file, credentials=credentials,
-            concurrency=self.concurrency, timeout=timeout, retries=retries, transport=transport,
-            on_request=on_request, backoff=backoff, max_backoff=max_backoff,
-            retry_after_cap=retry_after_cap, stats=self.stats, sleep=sleep,
+        retry = RetryPolicy(attempts=max(1, retries), backoff=backoff, max_backoff=max_backoff,
+                            retry_after_cap=retry_after_cap)
+        options = TransportOptions(
+            insecure=insecure, ca_file=ca_file, credentials=credentials, concurrency=self.concurrency,
+            timeout=timeout, retry=retry, transport=transport, on_request=on_request, sleep=sleep,
         )
+        self._transport = Transport(self.base_url, options, self.stats)
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -154,22 +158,14 @@ class RegistryClient:
             raise RegistryError(f"{what}: {exc}", status=200) from None
         return FetchedManifest(digest, parsed.media_type, reply.body, parsed.children, parsed.blobs)
 
-    async def head_manifest(self, repository: str, reference: str) -> tuple[str, str]:
-        """(digest, media type) of ``reference`` without reading the body."""
-        reply, _, what = await self._manifest_request("manifest_head", "HEAD", repository, reference)
-        digest = reply.headers.get("Docker-Content-Digest")
-        if not digest:
-            raise RegistryError(f"{what}: no Docker-Content-Digest header in the answer", status=200)
-        try:
-            validate_digest(digest)
-        except InvalidReference as exc:
-            raise RegistryError(f"{what}: bad Docker-Content-Digest: {exc}", status=200) from None
-        return digest, bare_type(reply.headers.get("Content-Type"))
-
     async def delete_manifest(self, repository: str, digest: str) -> bool:
-        """Delete by digest (which removes every tag on it): True, or False if already gone."""
+        """Delete by digest (which removes every tag on it): True, or False if already gone.
+
+        Any other answer is a :class:`RegistryError` with the status and the registry's error
+        code; the image store decides what it means (deletion disabled, tag immutable, …).
+        """
         repo = self._repository(repository)
-        what = f"DELETE {repo}@{digest}"
+        what = f"DELETE {ManifestKey(repo, digest)}"
         try:
             validate_digest(digest)
         except InvalidReference as exc:
@@ -182,13 +178,7 @@ class RegistryClient:
             return True
         if reply.status == 404:
             return False
-        code, _ = error_code(reply.body)
-        if reply.status == 405 and code in (None, "UNSUPPORTED"):
-            raise DeletionDisabled(
-                f"{what}: deletion is disabled on the registry (Distribution: storage.delete.enabled)",
-                status=405, code=code,
-            )
-        raise registry_error(what, reply)
+        raise registry_error(what, reply)  # what a refusal means is the store's to say
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -198,16 +188,22 @@ class RegistryClient:
         return repository
 
     def _manifest_target(self, repository: str, reference: str) -> tuple[str, bool, str]:
+        """(repository, whether ``reference`` is a digest, what to call it in errors).
+
+        A reference is a tag when it matches the tag grammar (which has no ``:``), a digest
+        when it matches the digest grammar; anything else is refused before any request.
+        """
         repo = self._repository(repository)
-        by_digest = ":" in reference
-        if by_digest:
-            try:
-                validate_digest(reference)
-            except InvalidReference as exc:
-                raise RegistryError(f"manifest {repo}@{reference}: {exc}") from None
-        elif not _TAG.fullmatch(reference):
-            raise RegistryError(f"manifest {repo}:{reference}: invalid tag")
-        return repo, by_digest, f"manifest {repo}{'@' if by_digest else ':'}{reference}"
+        if _TAG.fullmatch(reference):
+            return repo, False, f"manifest {repo}:{reference}"
+        if not is_digest(reference):
+            raise RegistryError(f"manifest {ManifestKey(repo, reference)}: neither a valid tag nor a digest "
+                                "(invalid tag)")
+        try:
+            validate_digest(reference)
+        except InvalidReference as exc:
+            raise RegistryError(f"manifest {ManifestKey(repo, reference)}: {exc}") from None
+        return repo, True, f"manifest {ManifestKey(repo, reference)}"
 
     async def _paged(self, kind: str, url: str, field: str, what: str, scopes: tuple[str, ...]) -> list[str]:
         out: list[str] = []

@@ -4,27 +4,26 @@ Separated from :mod:`kitgc.registry.client` (what the API answers mean) so the r
 keep a run safe and polite sit in one place: TLS verification stays on; ``Authorization``
 goes only to the origin it belongs to, never across a redirect to another host; at most
 ``concurrency`` requests are in flight; transient failures (connection errors, timeouts,
-5xx, 429 with ``Retry-After``) get a bounded number of attempts with backoff and jitter;
-and no header, password or token is ever logged or put in a message.
+and the statuses :mod:`kitgc.retry` calls transient) get a bounded number of attempts with
+backoff and jitter, honouring ``Retry-After``; and no header, password or token is ever
+logged or put in a message. Which TLS failures are final is :mod:`kitgc.registry.tls`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import json
-import random
-import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import httpx
 import structlog
 
-from kitgc.errors import ConfigError, RegistryError
+from kitgc.errors import RegistryError
+from kitgc.registry.answers import Reply, json_document, one_line
 from kitgc.registry.auth import Challenge, Credentials, TokenCache, basic_header, parse_challenge
+from kitgc.registry.tls import ssl_context, tls_failure
+from kitgc.retry import RetryPolicy
 
 log = structlog.get_logger()
 
@@ -37,135 +36,70 @@ Origin = tuple[str, str, int | None]
 
 
 @dataclass(frozen=True)
-class Reply:
-    """A complete answer (body read, connection released)."""
+class TransportOptions:
+    """How a :class:`Transport` connects and retries; built once by the client from its arguments.
 
-    status: int
-    headers: httpx.Headers
-    body: bytes
-    url: httpx.URL
+    ``concurrency`` is the number of requests in flight at most; ``timeout`` bounds a whole
+    request, body included; ``transport`` (tests) replaces the network and is shared by all
+    connections; ``on_request`` sees every request sent; ``sleep`` replaces ``asyncio.sleep``.
+    """
+
+    insecure: bool = False
+    ca_file: str | None = None
+    credentials: Credentials | None = None
+    concurrency: int = 16
+    timeout: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    transport: httpx.AsyncBaseTransport | None = None
+    on_request: OnRequest | None = None
+    sleep: Sleep | None = None
 
 
-class _Transient(Exception):
-    """A failure worth retrying; ``reason`` is safe to show."""
+class _Failure(Exception):
+    """No usable answer; ``reason`` is safe to show. Only ever raised as one of the two below."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
-class _Fatal(_Transient):
-    """A transport failure that retrying cannot fix (TLS trust, oversized answer)."""
+class _Transient(_Failure):
+    """A failure worth retrying (connection error, timeout)."""
+
+
+class _Fatal(_Failure):
+    """A failure that retrying cannot fix (TLS trust, oversized answer).
+
+    A sibling of :class:`_Transient`, not a kind of it: code that retries transient
+    failures must not retry this one because an ``except`` clause was written in the wrong order.
+    """
 
 
 class _TooLarge(Exception):
     pass
 
 
-def one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def origin_of(url: httpx.URL) -> Origin:
     return (url.scheme, url.host, url.port)
-
-
-def ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """System trust, plus ``ca_file`` when given (as Docker adds certs.d CAs to the system pool)."""
-    ctx = ssl.create_default_context()
-    if ca_file:
-        try:
-            ctx.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or type(exc).__name__
-            raise ConfigError(
-                f"invalid REGISTRY_CA_FILE {ca_file!r}: not a readable PEM bundle ({reason})"
-            ) from None
-    return ctx
-
-
-def _tls_failure(exc: BaseException) -> str | None:
-    """The reason when ``exc`` is a TLS failure (not worth retrying), else None."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError):
-            return None  # the peer hung up mid-handshake: may well work next time
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return f"certificate verification failed ({seen.verify_message or seen.reason})"
-        if isinstance(seen, ssl.SSLError):
-            return f"TLS handshake failed ({seen.reason or type(seen).__name__})"
-        seen = seen.__cause__ or seen.__context__
-    return "certificate verification failed" if "CERTIFICATE_VERIFY_FAILED" in str(exc) else None
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds from ``Retry-After`` (delta-seconds or an HTTP date), or None if unusable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value.strip()))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def error_code(body: bytes) -> tuple[str | None, str | None]:
-    """(code, message) of the first entry of ``{"errors": [...]}``, when the body has one."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return None, None
-    errors = doc.get("errors") if isinstance(doc, dict) else None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        code, message = errors[0].get("code"), errors[0].get("message")
-        return (code if isinstance(code, str) else None, message if isinstance(message, str) else None)
-    return None, None
-
-
-def json_document(what: str, reply: Reply) -> Any:
-    """The JSON body of a 200 answer, or a one-line :class:`RegistryError` naming ``what``."""
-    if reply.status != 200:
-        raise registry_error(what, reply)
-    try:
-        return json.loads(reply.body)
-    except (ValueError, RecursionError):
-        raise RegistryError(f"{what}: the answer is not valid JSON", status=200) from None
-
-
-def registry_error(what: str, reply: Reply) -> RegistryError:
-    """A one-line error naming the operation, the status and the registry's error code."""
-    code, message = error_code(reply.body)
-    text = f"{what}: HTTP {reply.status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
-    return RegistryError(one_line(text), status=reply.status, code=code)
 
 
 class Transport:
     """Authenticated, bounded, retrying requests to one registry origin."""
 
-    def __init__(
-        self, base_url: str, *, insecure: bool, ca_file: str | None, credentials: Credentials | None,
-        concurrency: int, timeout: float, retries: int, transport: httpx.AsyncBaseTransport | None,
-        on_request: OnRequest | None, backoff: float, max_backoff: float, retry_after_cap: float,
-        stats: dict[str, int], sleep: Sleep | None = None,
-    ) -> None:
+    def __init__(self, base_url: str, options: TransportOptions, stats: dict[str, int]) -> None:
         self._origin = origin_of(httpx.URL(base_url))
-        self._credentials = credentials
-        self._retries = max(1, retries)
-        self._backoff, self._max_backoff, self._retry_after_cap = backoff, max_backoff, retry_after_cap
-        self._on_request = on_request
+        self._credentials = options.credentials
+        self._retry = options.retry
+        self._on_request = options.on_request
         self._stats = stats
-        self._sleep: Sleep = sleep if sleep is not None else asyncio.sleep
-        self._timeout = timeout
+        self._sleep: Sleep = options.sleep if options.sleep is not None else asyncio.sleep
+        self._timeout = timeout = options.timeout
+        concurrency, transport = max(1, options.concurrency), options.transport
         # ``concurrency`` clients of one connection each, handed out by a queue: at most that
         # many requests in flight, as with one pool of that size, but httpcore's pool checks
         # every pooled connection's socket on every request, which at 16 connections costs
         # about 40 % of the client's CPU per request. An injected transport is shared.
-        verify = httpx.create_ssl_context() if insecure else ssl_context(ca_file)  # one context for all
+        verify = httpx.create_ssl_context() if options.insecure else ssl_context(options.ca_file)  # one for all
         clients = [
             httpx.AsyncClient(transport=transport, verify=verify, timeout=httpx.Timeout(timeout),
                               limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
@@ -263,27 +197,18 @@ class Transport:
             except _Fatal as exc:
                 raise RegistryError(f"{what}: {exc.reason}") from None
             except _Transient as exc:
-                if attempt >= self._retries:
+                if not self._retry.may_retry(attempt):
                     raise RegistryError(f"{what}: {exc.reason} (after {attempt} attempts)") from None
-                delay, reason = self._delay(attempt, None), exc.reason
+                delay, reason = self._retry.delay(attempt), exc.reason
             else:
-                status = reply.status
-                retryable = status == 429 or (status >= 500 and status not in (501, 505))
-                if not retryable or attempt >= self._retries:
+                if not self._retry.retryable(reply.status) or not self._retry.may_retry(attempt):
                     return reply
-                delay, reason = self._delay(attempt, reply.headers.get("Retry-After")), f"HTTP {status}"
+                delay, reason = self._retry.delay(attempt, reply.headers.get("Retry-After")), f"HTTP {reply.status}"
             self._stats["retry"] += 1
             log.warning("registry request retried", what=what, reason=reason, attempt=attempt,
                         delay=round(delay, 3))
             await self._sleep(delay)
             attempt += 1
-
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        told = retry_after_seconds(retry_after)
-        if told is not None:
-            return min(told, self._retry_after_cap)
-        delay = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
-        return delay * random.uniform(0.5, 1.0)
 
     async def _send(
         self, kind: str, method: str, url: str, headers: dict[str, str], authorization: str | None,
@@ -314,7 +239,7 @@ class Transport:
             except TimeoutError:
                 raise _Transient(f"no complete answer within {self._timeout:g} s") from None
             except httpx.HTTPError as exc:
-                tls = _tls_failure(exc)
+                tls = tls_failure(exc)
                 if tls:
                     raise _Fatal(
                         f"TLS with {target.netloc.decode()}: {tls}; set REGISTRY_CA_FILE to the CA of the "

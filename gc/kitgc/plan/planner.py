@@ -1,0 +1,295 @@
+"""The pure planner: what to keep, what to delete, and why, for every manifest and kit.
+
+No I/O and no clock: ``now`` is an argument, so a plan can be reproduced exactly from its
+inputs (the report carries them) and the rules tested exhaustively. The order of work is
+the order of safety:
+
+1. kit decisions (:mod:`kitgc.plan.kits`), since a staying kit protects its images;
+2. protection (:mod:`kitgc.plan.protect`): references, staying kits' images, building kits'
+   repositories, children of kept indexes, and repositories not read completely;
+3. the rest are candidates; the age evidence (the kit's ``creationTimestamp``, else the
+   first-seen state, else "now") decides whether they are old enough;
+4. at most MAX_DELETIONS of the oldest are deleted, the rest deferred; finally no child is
+   deleted while an index listing it stays, which would break that index.
+
+Anything the planner cannot be sure of is kept: unknown kit phases count as building, a
+tag listed twice protects both digests, a reference whose host differs still protects.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from kitgc.identity import KitKey, ManifestKey, last_segment
+from kitgc.model import (
+    Action,
+    ClusterSnapshot,
+    Inventory,
+    Kit,
+    KitDecision,
+    Manifest,
+    ManifestDecision,
+    Plan,
+    Policy,
+    Reference,
+    State,
+    state_key,
+)
+from kitgc.plan.kits import decide_kits
+from kitgc.plan.protect import TagResolver, protect
+from kitgc.plan.reasons import Reason, ReasonKind, Subject
+from kitgc.scope import in_scope
+
+
+def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: State, now: datetime) -> Plan:
+    """Decide every in-scope manifest and every kit; see the module docstring for the rules.
+
+    Decisions come sorted (manifests by repository and digest, kits by namespace and name)
+    so that equal inputs give equal plans whatever order the inputs were listed in.
+    """
+    manifests = _in_scope_manifests(inventory, policy)
+    resolver = TagResolver(inventory.manifests)
+    references = _foreign_references(cluster)
+    hold = _hold_reason(cluster)
+
+    kits = decide_kits(cluster.kits, cluster.kit_uses, references, resolver, policy, now, cluster.owners)
+    if hold:
+        kits = tuple(
+            KitDecision(d.kit, Action.KEEP, Reason(ReasonKind.KIT_HELD, message=hold))
+            if d.action is Action.DELETE else d for d in kits
+        )
+    staying = [d.kit for d in kits if d.action is not Action.DELETE]
+    deleted = [d.kit for d in kits if d.action is Action.DELETE]
+
+    protected = protect(manifests, references, staying, resolver, cluster.owners)
+    decisions, candidates = _kept(manifests, protected, _problems(inventory))
+    evidence = _Evidence(cluster.kits, state, now)
+    eligible = _old_enough(candidates, evidence, policy, now, decisions)
+    _allot(eligible, evidence, policy, now, hold, _Going(deleted), decisions)
+    _keep_children_of_staying_indexes(decisions, manifests)
+
+    # The best evidence is carried over, not only the first sighting: a manifest deferred by
+    # MAX_DELETIONS whose kit is deleted in this run must not start its grace period anew.
+    # Every manifest observed unreferenced in this run keeps its first-seen time.
+    first_seen = {}
+    for m in manifests:
+        if m.key not in protected:
+            key = state_key(m.repository, m.digest)
+            first_seen[key] = min(state.first_seen.get(key, now), evidence.since(m))
+    return Plan(
+        manifests=tuple(decisions[m.key] for m in manifests),
+        kits=kits,
+        state=State(first_seen=dict(sorted(first_seen.items()))),
+    )
+
+
+Decisions = dict[ManifestKey, ManifestDecision]
+
+
+def _kept(
+    manifests: Sequence[Manifest], protected: dict[ManifestKey, list[Reason]], problems: dict[str, list[Reason]]
+) -> tuple[Decisions, list[Manifest]]:
+    """Decisions for what is protected or in a repository not read completely; the rest."""
+    decisions: Decisions = {}
+    candidates: list[Manifest] = []
+    for m in manifests:
+        reasons = [*protected.get(m.key, []), *problems.get(m.repository, [])]
+        if reasons:
+            decisions[m.key] = ManifestDecision(m, Action.KEEP, tuple(reasons), referenced=m.key in protected)
+        else:
+            candidates.append(m)
+    return decisions, candidates
+
+
+def _old_enough(
+    candidates: Sequence[Manifest], evidence: _Evidence, policy: Policy, now: datetime, decisions: Decisions
+) -> list[tuple[datetime, Manifest]]:
+    """Candidates at least MIN_AGE old, oldest first; the younger ones are decided as kept."""
+    eligible: list[tuple[datetime, Manifest]] = []
+    for m in candidates:
+        since = evidence.since(m)
+        age = now - since
+        if age < policy.min_age:
+            why = Reason(ReasonKind.TOO_YOUNG, min_age=policy.min_age, age=age)
+            decisions[m.key] = ManifestDecision(m, Action.KEEP, (why, evidence.reason(m)), evidence_since=since)
+        else:
+            eligible.append((since, m))
+    eligible.sort(key=lambda e: (e[0], e[1].repository, e[1].digest))
+    return eligible
+
+
+def _allot(
+    eligible: Sequence[tuple[datetime, Manifest]], evidence: _Evidence, policy: Policy, now: datetime, hold: str,
+    going: _Going, decisions: Decisions,
+) -> None:
+    """The oldest MAX_DELETIONS are deleted, the rest deferred (all of them on hold)."""
+    capacity = 0 if hold else max(0, policy.max_deletions)
+    for position, (since, m) in enumerate(eligible):
+        age = now - since
+        owned: tuple[KitKey, ...] = ()
+        if position < capacity:
+            action = Action.DELETE
+            owned = going.owners(m)
+            why = Reason(ReasonKind.UNREFERENCED, going.subjects(m), age=age)
+        elif hold:
+            action, why = Action.DEFER, Reason(ReasonKind.HELD, age=age, message=hold)
+        else:
+            action, why = Action.DEFER, Reason(ReasonKind.OVER_MAX_DELETIONS, age=age, limit=policy.max_deletions)
+        decisions[m.key] = ManifestDecision(m, action, (why, evidence.reason(m)), evidence_since=since, kits=owned)
+
+
+def _in_scope_manifests(inventory: Inventory, policy: Policy) -> list[Manifest]:
+    """In-scope manifests, one per key, sorted.
+
+    The inventory should hold nothing else, but the planner filters anyway: its scope rule
+    is the last line of defence. A manifest listed twice is merged (tags and children
+    united), so that no tag or child is lost to a duplicate.
+    """
+    merged: dict[ManifestKey, Manifest] = {}
+    for m in inventory.manifests:
+        if not in_scope(m.repository, policy.organizations):
+            continue
+        seen = merged.get(m.key)
+        if seen is None:
+            merged[m.key] = m
+        else:
+            merged[m.key] = replace(
+                seen,
+                tags=tuple(dict.fromkeys(seen.tags + m.tags)),
+                children=tuple(dict.fromkeys(seen.children + m.children)),
+            )
+    return sorted(merged.values(), key=lambda m: (m.repository, m.digest))
+
+
+def _foreign_references(cluster: ClusterSnapshot) -> list[Reference]:
+    """References other than the known kits' own images.
+
+    The cluster reader may report IntegrationKits' images as references too. A kit's own
+    images must protect only while the kit stays (else no kit could ever be pruned), so
+    those of kits in the snapshot are left to the kit decisions; a reference from a kit the
+    snapshot does not list stays an ordinary reference (the safe side).
+    """
+    known = {(k.namespace, k.name) for k in cluster.kits}
+    return [
+        r
+        for r in cluster.references
+        if not (r.source.kind == "IntegrationKit" and (r.source.namespace, r.source.name) in known)
+    ]
+
+
+def _hold_reason(cluster: ClusterSnapshot) -> str:
+    """Why nothing may be deleted at all, or "".
+
+    An unparsable image reference may name anything; the run is meant to abort before
+    planning, and the planner refuses to delete on its own too, should it be asked anyway.
+    """
+    if not cluster.unparsable:
+        return ""
+    first = cluster.unparsable[0]
+    return (
+        f"{len(cluster.unparsable)} image reference(s) in the cluster could not be parsed "
+        f"(first: {first.raw!r} in {first.source} {first.field})"
+    )
+
+
+def _problems(inventory: Inventory) -> dict[str, list[Reason]]:
+    found: dict[str, set[Reason]] = defaultdict(set)
+    for p in inventory.problems:
+        found[p.repository].add(Reason(ReasonKind.READ_PROBLEM, message=p.message, tag=p.tag))
+    return {repo: sorted(reasons, key=str) for repo, reasons in found.items()}
+
+
+class _Going:
+    """The kits deleted in this run, and which manifests belong to them.
+
+    A manifest belongs to a kit when it is the kit's image (by digest) or sits in the kit's
+    repository. The executor keeps a manifest whose kit could not be deleted: the kit
+    would otherwise point at an image that is gone.
+    """
+
+    def __init__(self, kits: Sequence[Kit]) -> None:
+        self._by_name: dict[str, list[Kit]] = defaultdict(list)
+        self._by_digest: dict[str, list[Kit]] = defaultdict(list)
+        for kit in sorted(kits, key=lambda k: k.key):
+            self._by_name[kit.repository_name].append(kit)
+            if kit.image is not None and kit.image.digest:
+                self._by_digest[kit.image.digest].append(kit)
+
+    def subjects(self, m: Manifest) -> tuple[Subject, ...]:
+        """The kits of ``m``'s repository, for the reason ("… is being deleted")."""
+        return tuple(Subject(k.ref) for k in self._by_name.get(last_segment(m.repository), ()))
+
+    def owners(self, m: Manifest) -> tuple[KitKey, ...]:
+        kits = [*self._by_name.get(last_segment(m.repository), ()), *self._by_digest.get(m.digest, ())]
+        return tuple(sorted({k.key for k in kits}))
+
+
+class _Evidence:
+    """The best evidence of how long an unreferenced manifest has been unreferenced.
+
+    The youngest kit pushing to the repository (several kits of one name in different
+    namespaces share a repository; the youngest is the safe choice), else the first-seen
+    state, else now: a manifest never seen before starts its grace period today.
+    """
+
+    def __init__(self, kits: Sequence[Kit], state: State, now: datetime) -> None:
+        self._kits: dict[str, Kit] = {}
+        for kit in sorted(kits, key=lambda k: (k.namespace, k.name)):
+            seen = self._kits.get(kit.repository_name)
+            if seen is None or kit.created > seen.created:
+                self._kits[kit.repository_name] = kit
+        self._state = state
+        self._now = now
+
+    def since(self, m: Manifest) -> datetime:
+        kit = self._kits.get(last_segment(m.repository))
+        if kit is not None:
+            return kit.created
+        return self._state.first_seen.get(state_key(m.repository, m.digest), self._now)
+
+    def reason(self, m: Manifest) -> Reason:
+        kit = self._kits.get(last_segment(m.repository))
+        if kit is not None:
+            return Reason(ReasonKind.AGE_FROM_KIT, (Subject(kit.ref, "metadata.creationTimestamp"),), since=kit.created)
+        seen = self._state.first_seen.get(state_key(m.repository, m.digest))
+        if seen is not None:
+            return Reason(ReasonKind.AGE_FROM_STATE, since=seen)
+        return Reason(ReasonKind.AGE_FROM_THIS_RUN)
+
+
+def _keep_children_of_staying_indexes(
+    decisions: dict[ManifestKey, ManifestDecision], manifests: Sequence[Manifest]
+) -> None:
+    """No child is deleted while an index listing it (in its repository) stays.
+
+    A child of a kept index is kept; a child of a deferred index is deferred with it.
+    Repeated until stable, since a demoted child may itself be an index.
+    """
+    keys = {m.key for m in manifests}
+    parents: dict[ManifestKey, list[Manifest]] = defaultdict(list)
+    for m in manifests:
+        for child in m.children:
+            child_key = m.key.child(child)
+            if child_key in keys and child_key != m.key:
+                parents[child_key].append(m)
+    changed = True
+    while changed:
+        changed = False
+        for key in sorted(parents):
+            decision = decisions[key]
+            if decision.action is not Action.DELETE:
+                continue
+            staying = [p for p in parents[key] if decisions[p.key].action is not Action.DELETE]
+            if not staying:
+                continue
+            kept = [p for p in staying if decisions[p.key].action is Action.KEEP]
+            parent = (kept or staying)[0]
+            if kept:
+                action, why = Action.KEEP, Reason(ReasonKind.INDEX_CHILD, index=parent.key)
+            else:
+                action, why = Action.DEFER, Reason(ReasonKind.CHILD_OF_DEFERRED, index=parent.key)
+            decisions[key] = replace(decision, action=action, why=(why, *decision.why), kits=())
+            changed = True

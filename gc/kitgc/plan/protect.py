@@ -1,0 +1,124 @@
+"""Which manifests something refers to: the part of planning that must never be wrong.
+
+A digest that a workload or a staying kit names is protected in every in-scope repository,
+whatever host the reference was written with: pods may pull through a mirror, a proxy or a
+second address of the same registry, so a host or path mismatch must never unprotect an
+image. A tag is resolved to the digest it points at *now* in the inventory. A building
+kit protects its whole repository (its image is being pushed and nothing names it yet),
+and a kept index keeps its children, because deleting a child breaks the index.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
+
+from kitgc.identity import ManifestKey, last_segment
+from kitgc.imageref import ImageRef
+from kitgc.model import Kit, Manifest, ObjectRef, Reference
+from kitgc.plan.reasons import Reason, ReasonKind, Subject, owner_chain, sort_reasons
+
+
+class TagResolver:
+    """Digests a reference stands for, looked up in the inventory.
+
+    The repository is matched by path alone (host ignored). Should the inventory ever list
+    one tag on two digests of a repository, both count: the safe reading.
+    """
+
+    def __init__(self, manifests: Iterable[Manifest]) -> None:
+        self._tags: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for m in manifests:
+            for tag in m.tags:
+                self._tags[(m.repository, tag)].add(m.digest)
+
+    def digests(self, ref: ImageRef) -> tuple[str, ...]:
+        """The reference's own digest, or those its tag points at now (possibly none)."""
+        if ref.digest is not None:
+            return (ref.digest,)
+        return tuple(sorted(self._tags.get((ref.repository, ref.effective_tag), ())))
+
+
+class Subjects:
+    """Subjects with their owner chains, each chain followed once however often it is used."""
+
+    def __init__(self, owners: Mapping[ObjectRef, ObjectRef]) -> None:
+        self._owners = owners
+        self._chains: dict[ObjectRef, tuple[ObjectRef, ...]] = {}
+
+    def of(self, ref: ObjectRef, field: str = "") -> Subject:
+        chain = self._chains.get(ref)
+        if chain is None:
+            chain = self._chains[ref] = owner_chain(ref, self._owners) if self._owners else ()
+        return Subject(ref, field, chain)
+
+
+def reference_reason(ref: Reference, subjects: Subjects) -> Reason:
+    """``referenced by Deployment shop/orders`` or ``tag 3 referenced by Pod a/b``, as data."""
+    tag = None if ref.image.by_digest else ref.image.effective_tag
+    return Reason(ReasonKind.REFERENCED, (subjects.of(ref.source, ref.field),), tag=tag)
+
+
+_KIT_FIELDS = (
+    (ReasonKind.KIT_IMAGE, "image", "status.image"),
+    (ReasonKind.KIT_IMAGE, "spec_image", "spec.image"),
+    (ReasonKind.BASE_IMAGE, "base_image", "status.baseImage"),
+    (ReasonKind.ROOT_IMAGE, "root_image", "status.rootImage"),
+)
+
+
+def kit_images(kit: Kit) -> list[tuple[ReasonKind, str, ImageRef]]:
+    """The images a kit names: (what the image is to the kit, the field, the reference)."""
+    return [(kind, path, ref) for kind, attr, path in _KIT_FIELDS if (ref := getattr(kit, attr)) is not None]
+
+
+def protect(
+    manifests: Sequence[Manifest],
+    references: Sequence[Reference],
+    staying: Sequence[Kit],
+    resolver: TagResolver,
+    owners: Mapping[ObjectRef, ObjectRef] | None = None,
+) -> dict[ManifestKey, list[Reason]]:
+    """Reasons each protected manifest must stay, headline first; unprotected ones are absent.
+
+    ``manifests`` are the in-scope manifests, ``references`` the cluster's references
+    (without the kits' own, which ``staying`` carries once kit decisions are made).
+    """
+    subjects = Subjects(owners or {})
+    by_digest: dict[str, set[Reason]] = defaultdict(set)
+    for ref in references:
+        digests = resolver.digests(ref.image)
+        if digests:
+            reason = reference_reason(ref, subjects)
+            for digest in digests:
+                by_digest[digest].add(reason)
+
+    by_repo_name: dict[str, set[Reason]] = defaultdict(set)
+    for kit in staying:
+        for kind, path, image in kit_images(kit):
+            for digest in resolver.digests(image):
+                by_digest[digest].add(Reason(kind, (Subject(kit.ref, path),)))
+        if kit.building:
+            by_repo_name[kit.repository_name].add(
+                Reason(ReasonKind.KIT_BUILDING, (Subject(kit.ref),), phase=kit.phase))
+
+    found: dict[ManifestKey, set[Reason]] = {}
+    for m in manifests:
+        reasons = by_digest.get(m.digest, set()) | by_repo_name.get(last_segment(m.repository), set())
+        if reasons:
+            found[m.key] = reasons
+
+    # A kept index keeps its children, transitively (an index may list indexes).
+    by_key = {m.key: m for m in manifests}
+    queue = deque(sorted(found))
+    while queue:
+        index = by_key[queue.popleft()]
+        for child in index.children:
+            child_key = index.key.child(child)
+            if child_key not in by_key:
+                continue
+            if child_key not in found:
+                found[child_key] = set()
+                queue.append(child_key)
+            found[child_key].add(Reason(ReasonKind.INDEX_CHILD, index=index.key))
+    return {key: sort_reasons(reasons) for key, reasons in found.items()}

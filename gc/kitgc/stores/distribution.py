@@ -1,0 +1,175 @@
+"""The ``distribution`` image store: the registry HTTP API v2 as Distribution serves it.
+
+Listing is the catalog (``/v2/_catalog``); a registry that refuses it (Docker Hub, GHCR,
+Harbor for non-admins) is scanned through the repositories the cluster's kits name, which
+is all we could ever clean there. Every tag is resolved by a GET whose digest is verified
+against the body (the body gives the media type, index children and blob sizes); index
+children are fetched level by level, so a protected index can protect its children.
+Anything that cannot be read becomes a :class:`~kitgc.model.RepositoryProblem` (the planner
+keeps that repository whole) instead of stopping the scan.
+
+Deletion is ``DELETE /v2/<name>/manifests/<digest>``, which removes every tag on the
+digest; indexes go before their children (GCR and Zot refuse a child while its index
+exists, and a kept index must never point at a deleted child). ``405 UNSUPPORTED`` means
+the registry refuses every deletion: :class:`~kitgc.errors.DeletionDisabled`, with the hint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+import structlog
+
+from kitgc.errors import DeletionDisabled, RegistryError
+from kitgc.model import Manifest, RepositoryProblem
+from kitgc.registry.client import FetchedManifest, RegistryClient
+from kitgc.scope import in_scope
+from kitgc.stores.base import Capabilities, DeleteOutcome, KnownRepositories, RepositoryListing, RepositoryScan
+
+log = structlog.get_logger("kitgc.store")
+
+# Answers that mean "this registry does not let us list it", as opposed to "it is broken".
+_CATALOG_REFUSED_STATUS = frozenset({401, 403, 404, 405})
+_CATALOG_REFUSED_CODES = frozenset({"UNSUPPORTED", "DENIED", "UNAUTHORIZED"})
+DISABLED_HINT = "deletion is disabled on the registry (Distribution: storage.delete.enabled)"
+
+
+def _manifest(repository: str, fetched: FetchedManifest, tags: tuple[str, ...]) -> Manifest:
+    return Manifest(
+        repository=repository, digest=fetched.digest, media_type=fetched.media_type, tags=tags,
+        children=fetched.children, blobs=fetched.blobs, size=len(fetched.body),
+    )
+
+
+class DistributionStore:
+    """An :class:`~kitgc.stores.base.ImageStore` over one registry's v2 API."""
+
+    kind = "distribution"
+    capabilities = Capabilities(lists_repositories=True, deletes_manifests=True)
+
+    def __init__(self, client: RegistryClient) -> None:
+        self.client = client
+        self.address = client.address
+        self.concurrency = client.concurrency
+
+    @property
+    def stats(self) -> Mapping[str, int]:
+        return self.client.stats
+
+    async def __aenter__(self) -> DistributionStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # --- listing -----------------------------------------------------------------------
+
+    async def list_repositories(
+        self, organizations: tuple[str, ...], known: KnownRepositories = ()
+    ) -> RepositoryListing:
+        """In-scope repositories from the catalog, or the cluster's kit repositories if refused.
+
+        A refused catalog with nothing to fall back on is an error: a run that silently
+        scans nothing would look healthy while collecting nothing (wrong credentials then
+        show as unreadable repositories).
+        """
+        try:
+            names = await self.client.catalog()
+        except RegistryError as exc:
+            if exc.status not in _CATALOG_REFUSED_STATUS and exc.code not in _CATALOG_REFUSED_CODES:
+                raise
+            names_known = known if isinstance(known, tuple) else await known()
+            fallback = tuple(sorted({r for r in names_known if in_scope(r, organizations)}))
+            if not fallback:
+                raise RegistryError(
+                    f"the registry does not let us list its repositories ({exc}) and the cluster names no kit "
+                    "repository to scan instead (check REGISTRY_AUTH_FILE)", status=exc.status, code=exc.code,
+                ) from None
+            log.warning("registry catalog unavailable, scanning the repositories the cluster names",
+                        error=str(exc), repositories=len(fallback))
+            return RepositoryListing(fallback, 0, source="cluster kits")
+        ours = {n for n in names if in_scope(n, organizations)}
+        return RepositoryListing(tuple(sorted(ours)), len(set(names) - ours))
+
+    # --- scanning ----------------------------------------------------------------------
+
+    async def scan_repository(self, repository: str) -> RepositoryScan:
+        """All manifests of one repository: tagged ones, then index children level by level."""
+        scan = RepositoryScan(repository)
+        try:
+            tags = sorted(set(await self.client.tags(repository)))
+        except RegistryError as exc:
+            if exc.status == 404 and exc.code in (None, "NAME_UNKNOWN"):
+                log.debug("repository not found", repository=repository)  # nothing there to clean
+            else:
+                scan.problems.append(RepositoryProblem(repository, str(exc)))
+            return scan
+        results = await asyncio.gather(*(self._get(scan, tag, tag) for tag in tags))
+        by_digest: dict[str, tuple[FetchedManifest, list[str]]] = {}
+        for tag, fetched in zip(tags, results, strict=True):
+            if fetched is not None:
+                by_digest.setdefault(fetched.digest, (fetched, []))[1].append(tag)
+        pending: set[str] = set()
+        for digest, (fetched, digest_tags) in by_digest.items():
+            scan.manifests[digest] = _manifest(repository, fetched, tuple(sorted(digest_tags)))
+            pending.update(fetched.children)
+        del by_digest, results  # bodies are not needed any more
+        tried = set(scan.manifests)
+        while pending := pending - tried:  # nested indexes: one level per round
+            level = sorted(pending)
+            tried |= pending
+            children = await asyncio.gather(*(self._get(scan, d, None) for d in level))
+            pending = set()
+            for digest, fetched in zip(level, children, strict=True):
+                if fetched is not None:
+                    scan.manifests[digest] = _manifest(repository, fetched, ())
+                    pending.update(fetched.children)
+        return scan
+
+    async def _get(self, scan: RepositoryScan, reference: str, tag: str | None) -> FetchedManifest | None:
+        """GET one manifest; a 404 means it vanished meanwhile, other failures are problems."""
+        try:
+            return await self.client.get_manifest(scan.repository, reference)
+        except RegistryError as exc:
+            if exc.status == 404:
+                log.debug("manifest gone between listing and reading", repository=scan.repository,
+                          reference=reference)
+                return None
+            scan.problems.append(RepositoryProblem(scan.repository, str(exc), tag))
+            return None
+
+    async def fetch_manifest(self, repository: str, digest: str) -> Manifest | None:
+        try:
+            fetched = await self.client.get_manifest(repository, digest)
+        except RegistryError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _manifest(repository, fetched, ())
+
+    # --- deleting ----------------------------------------------------------------------
+
+    def deletion_batches(self, manifests: Sequence[Manifest]) -> list[list[Manifest]]:
+        """Every index before any plain manifest, so no index is left pointing at nothing."""
+        return [[m for m in manifests if m.is_index], [m for m in manifests if not m.is_index]]
+
+    async def delete_manifest(self, manifest: Manifest) -> DeleteOutcome:
+        """DELETE by digest (which removes every tag on it)."""
+        try:
+            gone = await self.client.delete_manifest(manifest.repository, manifest.digest)
+        except RegistryError as exc:
+            hint = self.explain_refusal(exc)
+            if hint is not None:
+                raise DeletionDisabled(f"DELETE {manifest.key}: {hint}", status=exc.status, code=exc.code) from None
+            raise
+        return DeleteOutcome.DELETED if gone else DeleteOutcome.ALREADY_GONE
+
+    def explain_refusal(self, error: RegistryError) -> str | None:
+        """``405 UNSUPPORTED`` (or a bare 405) on DELETE: the registry refuses every deletion."""
+        if error.status == 405 and error.code in (None, "UNSUPPORTED"):
+            return DISABLED_HINT
+        return None

@@ -1,0 +1,43 @@
+"""The planner with one run's fixed inputs, and kits created during the run counted as building."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from kitgc.model import ClusterSnapshot, Inventory, Plan, Policy, State
+from kitgc.plan import plan as make_plan
+
+# creationTimestamp has whole seconds and comes from the API server's clock.
+FRESH_MARGIN = timedelta(seconds=2)
+
+
+def fresh_kits_building(cluster: ClusterSnapshot, since: datetime) -> ClusterSnapshot:
+    """The snapshot with every kit created at or after ``since`` counted as building.
+
+    Such a kit was building while the registry was scanned (the scan may hold images it
+    pushed then), even if the read that follows already shows it ``Ready``; for this run its
+    repository is protected.
+    """
+    cutoff = since - FRESH_MARGIN
+    kits = tuple(
+        replace(k, phase=f"created during this run, now {k.phase or 'without phase'}")
+        if k.created >= cutoff and not k.building else k
+        for k in cluster.kits
+    )
+    return replace(cluster, kits=kits) if kits != cluster.kits else cluster
+
+
+@dataclass(frozen=True)
+class Planner:
+    """The planner with this run's fixed inputs; only the cluster picture varies."""
+
+    inventory: Inventory
+    policy: Policy
+    state: State
+    now: datetime
+    started: datetime  # when the run began (before the registry scan)
+
+    def __call__(self, cluster: ClusterSnapshot) -> Plan:
+        return make_plan(self.inventory, fresh_kits_building(cluster, self.started), self.policy, self.state,
+                         self.now)

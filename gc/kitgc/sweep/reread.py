@@ -1,0 +1,48 @@
+"""Read the cluster again before deleting, and once more after deleting kits.
+
+An Integration may adopt a kit, or a workload start using an image, while a run plans. So
+a deleting run plans again with the union of its first read and a second one taken just
+before deleting (:func:`kitgc.cluster.merge.merge_snapshots`: whatever either read saw as
+referenced, in use or building stays), and after the kits are gone deletes only the images
+a third read still lets go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kitgc.cluster.merge import merge_snapshots
+from kitgc.cluster.reader import ClusterReader
+from kitgc.execute import Recheck
+from kitgc.identity import ManifestKey
+from kitgc.model import ClusterSnapshot, Plan
+from kitgc.plan import guards
+from kitgc.sweep.planner import Planner
+
+
+async def plan_again(
+    reader: ClusterReader, planner: Planner, first: ClusterSnapshot, log: Any, *, allow_empty_cluster: bool
+) -> tuple[ClusterSnapshot, Plan]:
+    """Read the cluster again just before deleting; plan with the union of both reads.
+
+    A second read that fails, or shows an unparsable reference, aborts like the first would.
+    """
+    merged = merge_snapshots(first, await asyncio.to_thread(reader.snapshot))
+    guards.check_references(merged)
+    plan = planner(merged)
+    guards.check_wrong_cluster(plan, merged, allow=allow_empty_cluster)
+    log.info("cluster_read_again", references=len(merged.references), kits=len(merged.kits),
+             manifests_to_delete=len(plan.manifest_deletions), kits_to_delete=len(plan.kit_deletions))
+    return merged, plan
+
+
+def recheck(reader: ClusterReader, planner: Planner, merged: ClusterSnapshot) -> Recheck:
+    """For the executor, after kits are deleted: the manifests a third read still lets go."""
+
+    async def again() -> frozenset[ManifestKey]:
+        third = merge_snapshots(merged, await asyncio.to_thread(reader.snapshot))
+        guards.check_references(third)
+        return frozenset(d.manifest.key for d in planner(third).manifest_deletions)
+
+    return again

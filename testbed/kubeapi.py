@@ -1,0 +1,283 @@
+"""An emulated Kubernetes API server that the real ``kubernetes`` client talks to over HTTP.
+
+Serves discovery, LIST (with ``limit``/``continue`` paging, label and field selectors),
+GET, POST, PUT, PATCH (merge) and DELETE from :mod:`testbed.kubestore`, with every
+error a real ``Status`` body. For failure tests it injects faults per method and path
+(a status, N times then recovery, a delay, a dropped connection, a garbage body, 410 on a
+continue) and logs every request, so a test can assert that a dry run wrote nothing.
+
+    with KubeAPI([objects.pod("p", images=["nginx"])], knative=True) as api:
+        api.write_kubeconfig(tmp_path / "kubeconfig")
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from testbed.kubefaults import REASONS, Fault, Request, fault_error
+from testbed.kubestore import CAMEL, KNATIVE, VERBS, ApiError, Resource, Store, status_body
+from testbed.servers import BackgroundHTTPServer
+
+__all__ = ["REASONS", "Fault", "KubeAPI", "Request"]
+
+@dataclass(eq=False)
+class KubeAPI:
+    """The emulator; ``start()`` (or ``with``) serves it on 127.0.0.1 on a free port."""
+
+    objects: Iterable[dict[str, Any]] = ()
+    knative: bool = False
+    camel: bool = True
+    profiles: bool = True  # IntegrationProfiles (Camel K >= 2.3)
+    token: str = "kitgc-test-token"
+    store: Store = field(default_factory=Store)
+    faults: list[Fault] = field(default_factory=list)
+    log: list[Request] = field(default_factory=list)
+    hooks: list[Callable[[str, str, dict[str, str]], None]] = field(default_factory=list)
+    # Serve GETs from a cache of serialised answers, kept while the store does not change (the
+    # benchmark's 20,000 Pods: without it, serialising them costs more than the client reading them).
+    cache_reads: bool = False
+
+    def __post_init__(self) -> None:
+        for group, on in ((KNATIVE, self.knative), (CAMEL, self.camel)):
+            self.serve(group, on=on)
+        self.serve(CAMEL, "integrationprofiles", on=self.profiles)
+        for obj in self.objects:
+            self.store.add(obj)
+        self._lock = threading.Lock()
+        self._http: BackgroundHTTPServer | None = None
+        self._cache: dict[tuple[str, str, str], bytes] = {}
+
+    # --- control ---------------------------------------------------------------------------
+
+    def start(self) -> KubeAPI:
+        api = self
+
+        class Handler(_Handler):
+            emulator = api
+
+        self._http = BackgroundHTTPServer(Handler, name="kubeapi")
+        return self
+
+    def stop(self) -> None:
+        if self._http:
+            self._http.stop()
+            self._http = None
+
+    def __enter__(self) -> KubeAPI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._http, "not started"
+        return self._http.url
+
+    def write_kubeconfig(self, path: Path | str) -> Path:
+        """A kubeconfig pointing at this server with a bearer token (JSON is valid YAML)."""
+        cfg = {"apiVersion": "v1", "kind": "Config", "current-context": "emulator",
+               "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
+               "users": [{"name": "kitgc", "user": {"token": self.token}}],
+               "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "kitgc"}}]}
+        Path(path).write_text(json.dumps(cfg, indent=1))
+        return Path(path)
+
+    def serve(self, group: str, plural: str | None = None, *, on: bool = True) -> None:
+        """Serve, or stop serving, an API group (or one resource of it), as CRDs come and go."""
+        key = f"{group}/{plural}" if plural else group
+        (self.store.disabled.discard if on else self.store.disabled.add)(key)
+
+    def inject(self, method: str, path: str, **kw: Any) -> Fault:
+        """Add a :class:`Fault`; e.g. ``inject("GET", "/apis/apps/v1/deployments", status=403)``."""
+        fault = Fault(method, path, **kw)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def expire_continue_tokens(self) -> None:
+        self.store.expire_continue_tokens()
+
+    def on_request(self, hook: Callable[[str, str, dict[str, str]], None]) -> None:
+        """Call ``hook(method, path, query)`` before each request is answered (race tests)."""
+        self.hooks.append(hook)
+
+    def add(self, *objs: dict[str, Any]) -> None:
+        for obj in objs:
+            self.store.add(obj)
+
+    @property
+    def requests(self) -> list[Request]:
+        with self._lock:
+            return list(self.log)
+
+    def writes(self) -> list[Request]:
+        """Every request that could change something (POST, PUT, PATCH, DELETE)."""
+        return [r for r in self.requests if r.method not in ("GET", "HEAD")]
+
+    # --- answering -------------------------------------------------------------------------
+
+    def _fault(self, method: str, path: str, query: dict[str, str]) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.matches(method, path, query):
+                    fault.hits += 1
+                    return fault
+        return None
+
+    def _record(self, method: str, path: str, query: dict[str, str], status: int) -> None:
+        with self._lock:
+            self.log.append(Request(method, path, query, time.time(), status))
+
+    def _serialised(self, method: str, path: str, raw_query: str, query: dict[str, str],
+                    raw: bytes) -> tuple[int, bytes]:
+        key = (self.store.rv, path, raw_query)
+        if self.cache_reads and method == "GET" and key in self._cache:
+            return 200, self._cache[key]
+        try:
+            body = json.loads(raw) if raw else None
+            code, result = self.answer(method, path, query, body)
+        except ApiError as err:
+            code, result = err.code, err.status()
+        except ValueError as err:
+            code, result = 400, status_body(400, "BadRequest", f"invalid request: {err}")
+        payload = json.dumps(result, separators=(",", ":")).encode()
+        if self.cache_reads and method == "GET" and code == 200:
+            with self._lock:
+                if any(k[0] != key[0] for k in self._cache):  # the store changed: start afresh
+                    self._cache.clear()
+                self._cache[key] = payload
+        return code, payload
+
+    def answer(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        parts = [p for p in path.split("/") if p]
+        if parts == ["api"]:
+            return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+        if parts == ["apis"]:
+            return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": self._groups()}
+        if len(parts) == 2 and parts[0] == "apis":
+            found = next((g for g in self._groups() if g["name"] == parts[1]), None)
+            if found:
+                return 200, {"kind": "APIGroup", "apiVersion": "v1", **found}
+        if len(parts) >= 2 and parts[0] == "api":
+            group, version, rest = "", parts[1], parts[2:]
+        elif len(parts) >= 3 and parts[0] == "apis":
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        served = self.store.served_resources(group, version)
+        if not served:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if not rest and method == "GET":
+            return 200, self._resource_list(group, version, served)
+        ns = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            res = self.store.resource(group, version, rest[2])
+            if res and res.namespaced:
+                ns, rest = rest[1], rest[2:]
+        res = self.store.resource(group, version, rest[0]) if rest else None
+        if res is None or len(rest) > 2 or (len(rest) == 2 and res.namespaced and ns is None):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) == 2 else None
+        return self._crud(method, res, ns, name, query, body)
+
+    def _crud(self, method: str, res: Resource, ns: str | None, name: str | None, query: dict[str, str],
+              body: Any) -> tuple[int, Any]:
+        if name is None and method == "GET":
+            return 200, self.store.list(res, ns, query)
+        if name is None and method == "POST" and (ns or not res.namespaced):
+            return 201, self.store.create(res, _object(body), ns)
+        if name is not None:
+            if method == "GET":
+                return 200, self.store.get(res, ns, name)
+            if method == "PUT":
+                return 200, self.store.update(res, ns, name, _object(body))
+            if method == "PATCH":
+                return 200, self.store.patch(res, ns, name, _object(body))
+            if method == "DELETE":
+                return 200, self.store.delete(res, ns, name)
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    def _groups(self) -> list[dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for r in self.store.resources:
+            if r.group and self.store.served(r) and r.group not in out:
+                gv = {"groupVersion": r.api_version, "version": r.version}
+                out[r.group] = {"name": r.group, "versions": [gv], "preferredVersion": gv}
+        return list(out.values())
+
+    @staticmethod
+    def _resource_list(group: str, version: str, served: list[Resource]) -> dict[str, Any]:
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}".lstrip("/"),
+                "resources": [{"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced,
+                               "kind": r.kind, "verbs": VERBS} for r in served]}
+
+    fault_error = staticmethod(fault_error)  # the error an injected status stands for
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(400, "BadRequest", "the request body is not a JSON object")
+    return body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the client's connection pool expects
+    timeout = 30
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stalls
+    emulator: KubeAPI
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _handle(self) -> None:
+        api = self.emulator
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        for hook in list(api.hooks):
+            hook(self.command, url.path, query)
+        fault = api._fault(self.command, url.path, query)
+        if fault and fault.delay:
+            time.sleep(fault.delay)
+        if fault and fault.close:
+            api._record(self.command, url.path, query, 0)
+            self.close_connection = True
+            return
+        headers: dict[str, str] = {}
+        if fault and fault.body is not None:
+            code, payload = fault.status or 200, fault.body
+        elif fault and fault.status:
+            code = fault.status
+            err = api.fault_error(code, self.command, url.path)
+            err.message = fault.message or err.message
+            payload = json.dumps(err.status()).encode()
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(fault.retry_after)
+        elif self.headers.get("Authorization") != f"Bearer {api.token}":
+            code, payload = 401, json.dumps(status_body(401, "Unauthorized", "Unauthorized")).encode()
+        else:
+            code, payload = api._serialised(self.command, url.path, url.query, query, raw)
+        api._record(self.command, url.path, query, code)
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
