@@ -15,6 +15,7 @@ pytest_plugins = [
     "testbed.pushgateway",
     "testbed.figures",
     "testbed.faultproxy",
+    "testbed.referrers_fixtures",
 ]
 
 

@@ -54,6 +54,9 @@ EVERY: dict[ReasonKind, Reason] = {
     ReasonKind.OVER_MAX_DELETIONS: Reason(ReasonKind.OVER_MAX_DELETIONS, age=3 * DAY, limit=500),
     ReasonKind.CHILD_OF_DEFERRED: Reason(ReasonKind.CHILD_OF_DEFERRED, index=INDEX),
     ReasonKind.HELD: Reason(ReasonKind.HELD, age=3 * DAY, message="1 image reference(s) could not be parsed"),
+    ReasonKind.ATTACHED_TO_KEPT: Reason(ReasonKind.ATTACHED_TO_KEPT, index=INDEX, message="signature"),
+    ReasonKind.ATTACHED_TO_DELETED: Reason(ReasonKind.ATTACHED_TO_DELETED, index=INDEX, message="sbom"),
+    ReasonKind.ATTACHED_TO_DEFERRED: Reason(ReasonKind.ATTACHED_TO_DEFERRED, index=INDEX, message="referrers_index"),
     ReasonKind.AGE_FROM_KIT: Reason(ReasonKind.AGE_FROM_KIT, (Subject(KIT, "metadata.creationTimestamp"),),
                                     since=SINCE),
     ReasonKind.AGE_FROM_STATE: Reason(ReasonKind.AGE_FROM_STATE, since=SINCE),
@@ -87,6 +90,10 @@ WORDS = {
     ReasonKind.OVER_MAX_DELETIONS: "unreferenced for 3d, over MAX_DELETIONS 500, deferred to a later run",
     ReasonKind.CHILD_OF_DEFERRED: "child of deferred index camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa, deferred with it",
     ReasonKind.HELD: "unreferenced for 3d, not deleted: 1 image reference(s) could not be parsed",
+    ReasonKind.ATTACHED_TO_KEPT: "signature of kept image camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa",
+    ReasonKind.ATTACHED_TO_DELETED: "SBOM of camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa, deleted with it",
+    ReasonKind.ATTACHED_TO_DEFERRED: ("referrers index of deferred image camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa, "
+                                      "deferred with it"),
     ReasonKind.AGE_FROM_KIT: ("age from the creationTimestamp of IntegrationKit camel-k/kit-a "
                               "(2026-01-01T00:00:00+00:00)"),
     ReasonKind.AGE_FROM_STATE: "age from the first-seen state (2026-01-01T00:00:00+00:00)",

@@ -47,6 +47,8 @@ GAUGES: dict[str, str] = {
     "kitgc_delete_failures": "Deletions (manifests or kits) that failed in the last run.",
     "kitgc_registry_errors": "In-scope repositories or tags the last run could not read (all their manifests kept).",
     "kitgc_bytes_reclaimable": "Bytes only the deleted (dry run: eligible) manifests use; freed by the registry's GC.",
+    "kitgc_attachments_scanned": "Signatures, attestations, SBOMs and referrers among the scanned manifests.",
+    "kitgc_attachments_deleted": "Attachments the last run deleted with their image (0 in a dry run).",
     "kitgc_dry_run": "1 if the last run was a dry run, else 0.",
     "kitgc_registry_deletion_disabled": "1 if the registry refused DELETE as unsupported in the last run.",
     "kitgc_run_duration_seconds": "Wall-clock duration of the last run.",
@@ -70,6 +72,7 @@ _FIELDS = {
     "kitgc_registry_errors": "registry_errors",
     "kitgc_bytes_reclaimable": "bytes_reclaimable",
     "kitgc_run_duration_seconds": "duration_seconds",
+    "kitgc_attachments_scanned": "attachments_scanned",
 }
 
 
@@ -88,6 +91,7 @@ def build_registry(summary: RunSummary, *, version: str) -> CollectorRegistry:
         gauge(name, getattr(summary, attr))
     # A dry run deletes nothing, whatever the summary's count says.
     gauge("kitgc_manifests_deleted", 0 if summary.dry_run else summary.manifests_deleted)
+    gauge("kitgc_attachments_deleted", 0 if summary.dry_run else summary.attachments_deleted)
     gauge("kitgc_dry_run", 1 if summary.dry_run else 0)
     gauge("kitgc_registry_deletion_disabled", 1 if summary.deletion_disabled else 0)
     finished = summary.started_at + summary.duration_seconds

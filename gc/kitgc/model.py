@@ -48,6 +48,8 @@ class Manifest:
     children: tuple[str, ...] = ()
     blobs: tuple[Blob, ...] = ()
     size: int = 0  # bytes of the manifest body itself
+    subject: str | None = None  # OCI 1.1: the digest of the image this artifact refers to
+    artifact_type: str = ""  # OCI 1.1 artifactType (what a referrer is: signature, SBOM, ...)
 
     @property
     def is_index(self) -> bool:
@@ -304,5 +306,7 @@ class RunSummary:
     delete_failures: int = 0
     bytes_reclaimable: int = 0
     registry_errors: int = 0
+    attachments_scanned: int = 0  # signatures, attestations, SBOMs, referrers
+    attachments_deleted: int = 0
     deletion_disabled: bool = False
     message: str = ""

@@ -22,13 +22,14 @@ from typing import Any
 import structlog
 
 from kitgc import __version__, pending
+from kitgc.attachments import attachment_of
 from kitgc.cluster import sources
 from kitgc.cluster.discovery import resolve_targets
 from kitgc.cluster.reader import ClusterReader
 from kitgc.config import Settings
 from kitgc.errors import EXIT_ABORT, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, KitGCError, RegistryError
 from kitgc.execute import announce, execute
-from kitgc.identity import kit_repository_name
+from kitgc.identity import ManifestKey, kit_repository_name
 from kitgc.imageref import split_address
 from kitgc.inventory import include_remembered, scan
 from kitgc.kube.connect import make_api_client
@@ -228,6 +229,13 @@ async def _sweep(
         await asyncio.to_thread(lease.release)
 
 
+def _attachments_deleted(plan: Plan | None, deleted: tuple[ManifestKey, ...]) -> int:
+    if plan is None or not deleted:
+        return 0
+    gone = set(deleted)
+    return sum(1 for d in plan.manifests if d.manifest.key in gone and attachment_of(d.manifest) is not None)
+
+
 def _exit_code(out: PassResult) -> int:
     if out.result and (out.result.failures or out.result.deletion_disabled):
         return EXIT_PARTIAL
@@ -268,6 +276,8 @@ def _summary(out: PassResult, settings: Settings, started: float, duration: floa
         delete_failures=len(res.failures) if res else 0,
         bytes_reclaimable=reclaim,
         registry_errors=len(out.inventory.problems) if out.inventory else 0,
+        attachments_scanned=c.get("attachments_scanned", 0),
+        attachments_deleted=_attachments_deleted(out.plan, deleted_keys),
         deletion_disabled=bool(res and res.deletion_disabled),
         message=message,
     )

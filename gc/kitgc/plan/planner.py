@@ -38,6 +38,7 @@ from kitgc.model import (
     State,
     state_key,
 )
+from kitgc.plan.attached import Attachments
 from kitgc.plan.kits import decide_kits
 from kitgc.plan.protect import TagResolver, protect
 from kitgc.plan.reasons import Reason, ReasonKind, Subject
@@ -66,10 +67,18 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
 
     protected = protect(manifests, references, staying, resolver, cluster.owners)
     decisions, candidates = _kept(manifests, protected, _problems(inventory))
+    attachments = Attachments(manifests)  # decided by their image, not on their own
+    candidates = [m for m in candidates if m.key not in attachments.bound]
     evidence = _Evidence(cluster.kits, state, now)
     eligible = _old_enough(candidates, evidence, policy, now, decisions)
-    _allot(eligible, evidence, policy, now, hold, _Going(deleted), decisions)
-    _keep_children_of_staying_indexes(decisions, manifests)
+    _allot(eligible, evidence, policy, now, hold, _Going(deleted), decisions, attachments)
+    by_key = {m.key: m for m in manifests}
+    for _ in range(_SETTLE_ROUNDS):  # an image kept as an index child takes its attachments along
+        before = {key: d.action for key, d in decisions.items()}
+        attachments.follow(decisions, by_key)
+        _keep_children_of_staying_indexes(decisions, manifests)
+        if before == {key: d.action for key, d in decisions.items()}:
+            break
 
     # The best evidence is carried over, not only the first sighting: a manifest deferred by
     # MAX_DELETIONS whose kit is deleted in this run must not start its grace period anew.
@@ -87,6 +96,7 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
 
 
 Decisions = dict[ManifestKey, ManifestDecision]
+_SETTLE_ROUNDS = 8
 
 
 def _kept(
@@ -123,14 +133,20 @@ def _old_enough(
 
 def _allot(
     eligible: Sequence[tuple[datetime, Manifest]], evidence: _Evidence, policy: Policy, now: datetime, hold: str,
-    going: _Going, decisions: Decisions,
+    going: _Going, decisions: Decisions, attachments: Attachments,
 ) -> None:
-    """The oldest MAX_DELETIONS are deleted, the rest deferred (all of them on hold)."""
-    capacity = 0 if hold else max(0, policy.max_deletions)
-    for position, (since, m) in enumerate(eligible):
+    """The oldest MAX_DELETIONS are deleted, the rest deferred (all of them on hold).
+
+    An image counts with the attachments that go with it, so MAX_DELETIONS bounds the
+    manifests a run deletes, attachments included.
+    """
+    room = 0 if hold else max(0, policy.max_deletions)
+    for since, m in eligible:
         age = now - since
         owned: tuple[KitKey, ...] = ()
-        if position < capacity:
+        size = attachments.group_size(m.key, decisions)
+        if size <= room:
+            room -= size
             action = Action.DELETE
             owned = going.owners(m)
             why = Reason(ReasonKind.UNREFERENCED, going.subjects(m), age=age)

@@ -39,6 +39,10 @@ class ReasonKind(StrEnum):
     OVER_MAX_DELETIONS = "over_max_deletions"
     CHILD_OF_DEFERRED = "child_of_deferred"
     HELD = "held"  # the run may delete nothing (an unparsable reference)
+    # An attachment (signature, attestation, SBOM, referrer) takes its image's decision.
+    ATTACHED_TO_KEPT = "attached_to_kept"
+    ATTACHED_TO_DELETED = "attached_to_deleted"
+    ATTACHED_TO_DEFERRED = "attached_to_deferred"
     # How old an unreferenced manifest is, by the best evidence (listed after the headline).
     AGE_FROM_KIT = "age_from_kit"
     AGE_FROM_STATE = "age_from_state"
@@ -68,11 +72,12 @@ _RANK = {
     ReasonKind.ROOT_IMAGE: 1,
     ReasonKind.KIT_BUILDING: 2,
     ReasonKind.INDEX_CHILD: 3,
+    ReasonKind.ATTACHED_TO_KEPT: 3,
     ReasonKind.READ_PROBLEM: 4,
 }
 
 # Reasons that mean "something refers to this manifest" (kitgc_manifests_referenced).
-PROTECTING = frozenset(_RANK) - {ReasonKind.READ_PROBLEM}
+PROTECTING = frozenset(_RANK) - {ReasonKind.READ_PROBLEM, ReasonKind.ATTACHED_TO_KEPT}
 
 
 @dataclass(frozen=True)

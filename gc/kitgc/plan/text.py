@@ -119,6 +119,18 @@ def _referenced(r: Reason, view: View) -> str:
     return f"{head} {_first(r, view)}"
 
 
+_ATTACHMENT_WORDS = {"signature": "signature", "attestation": "attestation", "sbom": "SBOM",
+                     "referrers_index": "referrers index", "referrer": "referrer"}
+
+
+def _attachment(r: Reason) -> str:
+    return _ATTACHMENT_WORDS.get(r.message, "attachment")
+
+
+def _index(r: Reason) -> str:
+    return index_text(r.index) if r.index else "?"
+
+
 def _problem(r: Reason, view: View) -> str:
     return f"repository not read completely: {r.message}" + (f" (tag {r.tag})" if r.tag else "")
 
@@ -140,6 +152,9 @@ _WORDING: dict[ReasonKind, Callable[[Reason, View], str]] = {
     _K.CHILD_OF_DEFERRED: lambda r, v: (
         f"child of deferred index {index_text(r.index) if r.index else '?'}, deferred with it"),
     _K.HELD: lambda r, v: f"unreferenced for {_age(r)}, not deleted: {r.message}",
+    _K.ATTACHED_TO_KEPT: lambda r, v: f"{_attachment(r)} of kept image {_index(r)}",
+    _K.ATTACHED_TO_DELETED: lambda r, v: f"{_attachment(r)} of {_index(r)}, deleted with it",
+    _K.ATTACHED_TO_DEFERRED: lambda r, v: f"{_attachment(r)} of deferred image {_index(r)}, deferred with it",
     _K.AGE_FROM_KIT: lambda r, v: (
         f"age from the creationTimestamp of {_first(r, v)} ({r.since.isoformat() if r.since else '?'})"),
     _K.AGE_FROM_STATE: lambda r, v: f"age from the first-seen state ({r.since.isoformat() if r.since else '?'})",

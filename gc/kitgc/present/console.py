@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from kitgc.attachments import under_their_images
 from kitgc.identity import KitKey, ManifestKey, kit_name_of_repository
 from kitgc.model import Action, KitDecision, ManifestDecision, Plan
 from kitgc.plan.reasons import Reason, ReasonKind
@@ -167,11 +168,11 @@ def manifest_table(out: PassResult, limit: int = MAX_MANIFEST_ROWS) -> Table:
         table.add_column(name, **kw)
     rows = _shown(plan.manifests, limit)
     previous = None
-    for d in rows:
+    for d, depth in under_their_images(rows, lambda d: d.manifest):  # attachments under their image
         m = d.manifest
         table.add_row(
             m.repository if m.repository != previous else "",
-            m.digest.partition(":")[2][:12] or m.digest,
+            ("  " * (depth - 1) + "└ " if depth else "") + (m.digest.partition(":")[2][:12] or m.digest),
             ", ".join(m.tags) or "-",
             human_bytes(m.size + sum(b.size for b in m.blobs)),
             _decision_text(d, out.summary.dry_run, deleted, failed),

@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kitgc import logs
+from kitgc.attachments import attached_to, attachment_of
 from kitgc.config import Settings
 from kitgc.errors import EXIT_ABORT, EXIT_CONFIG, EXIT_OK
-from kitgc.identity import KitKey, ManifestKey
+from kitgc.identity import KitKey, ManifestKey, short_digest
 from kitgc.imageref import InvalidReference, parse
 from kitgc.model import Action, ClusterSnapshot, KitDecision, Manifest, ManifestDecision, ObjectRef, Plan
 from kitgc.plan.reasons import Reason, ReasonKind
@@ -89,6 +90,7 @@ class Chains:
 
     def __init__(self, plan: Plan, cluster: ClusterSnapshot | None) -> None:
         self.kits: dict[KitKey, KitDecision] = {d.kit.key: d for d in plan.kits}
+        self.images: dict[ManifestKey, ManifestDecision] = {d.manifest.key: d for d in plan.manifests}
         self.running_as: dict[ObjectRef, set[ObjectRef]] = defaultdict(set)
         if cluster is not None:
             for child, owner in cluster.owners.items():
@@ -102,6 +104,10 @@ class Chains:
     def expand(self, reason: Reason, seen: frozenset[KitKey] = frozenset(), depth: int = 0) -> list[str]:
         """``reason`` followed by why the object it names is there, one string per chain."""
         text = str(reason)
+        if reason.kind is ReasonKind.ATTACHED_TO_KEPT and reason.index is not None and depth <= MAX_DEPTH:
+            image = self.images.get(reason.index)  # an attachment stays because its image does: why?
+            if image is not None and image.why:
+                return [f"{text}, kept: {chain}" for chain in self.expand(image.why[0], seen, depth + 1)]
         if not reason.subjects or depth > MAX_DEPTH:
             return [text]
         subject = reason.subjects[0]
@@ -136,6 +142,11 @@ class Chains:
         return chains[:MAX_CHAINS]
 
 
+def _kind_of(m: Manifest) -> str:
+    found = attachment_of(m)
+    return found.kind.value if found else "attachment"
+
+
 def _verb(d: ManifestDecision) -> str:
     return {Action.KEEP: "kept", Action.DELETE: "would be deleted", Action.DEFER: "deferred"}[d.action]
 
@@ -146,6 +157,8 @@ def explanation(out: PassResult, target: Target) -> dict[str, Any]:
     assert plan is not None
     chains = Chains(plan, out.cluster)
     found = [d for d in plan.manifests if target.matches(d.manifest)]
+    attachments = attached_to([d.manifest for d in plan.manifests])
+    decided = {d.manifest.key: d for d in plan.manifests}
     answer: dict[str, Any] = {"image": target.text, "registry": out.registry,
                               "organizations": list(out.organizations), "matches": []}
     for d in found:
@@ -154,6 +167,8 @@ def explanation(out: PassResult, target: Target) -> dict[str, Any]:
             "repository": m.repository, "digest": m.digest, "tags": list(m.tags), "action": d.action.value,
             "decision": _verb(d), "reason": d.reason, "chains": chains.for_decision(d),
             "why": [r.as_dict() for r in d.why],
+            "attachments": [{"digest": a.digest, "kind": _kind_of(a), "decision": _verb(decided[a.key])}
+                            for a in sorted(attachments.get(m.key, ()), key=lambda a: a.digest)],
         })
     if not found:
         if target.repository and not in_scope(target.repository, out.organizations):
@@ -190,6 +205,9 @@ def render_text(answer: dict[str, Any], stream: TextIO) -> None:
         console.print(line)
         for chain in match["chains"]:
             console.print(Text(f"    · {chain}"))
+        for attachment in match.get("attachments", ()):
+            console.print(Text(f"    ↳ {attachment['kind']} {short_digest(attachment['digest'])}: "
+                               f"{attachment['decision']} with it"))
     if answer.get("run_would_abort"):
         console.print(Text(f"note: a real run would stop here and delete nothing: {answer['run_would_abort']}",
                            style="yellow"))

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from kitgc.attachments import attached_to, attachment_of
 from kitgc.identity import ManifestKey
-from kitgc.model import Action, ExecutionResult, Inventory, ManifestDecision, Plan, RunSummary
+from kitgc.model import Action, ExecutionResult, Inventory, Manifest, ManifestDecision, Plan, RunSummary
 
 
 def reclaimable_bytes(plan: Plan, deleted: Iterable[ManifestKey] | None = None) -> int:
@@ -51,6 +52,7 @@ def counts(plan: Plan) -> dict[str, int]:
         "manifests_deferred": by_action[Action.DEFER],
         "manifests_kept": by_action[Action.KEEP],
         "kits_eligible": len(plan.kit_deletions),
+        "attachments_scanned": sum(1 for d in plan.manifests if attachment_of(d.manifest) is not None),
     }
 
 
@@ -58,9 +60,10 @@ def _iso(ts: datetime | None) -> str | None:
     return ts.isoformat() if ts else None
 
 
-def _manifest_entry(d: ManifestDecision, deleted: set[ManifestKey]) -> dict[str, Any]:
+def _manifest_entry(d: ManifestDecision, deleted: set[ManifestKey],
+                    attachments: dict[ManifestKey, list[Manifest]]) -> dict[str, Any]:
     m = d.manifest
-    return {
+    entry: dict[str, Any] = {
         "repository": m.repository,
         "digest": m.digest,
         "tags": list(m.tags),
@@ -74,6 +77,12 @@ def _manifest_entry(d: ManifestDecision, deleted: set[ManifestKey]) -> dict[str,
         "unreferenced_since": _iso(d.evidence_since),
         "bytes": m.size + sum(b.size for b in m.blobs),
     }
+    attachment = attachment_of(m)
+    if attachment is not None:
+        entry["attached_to"] = {"digest": attachment.subject, "kind": attachment.kind.value, "via": attachment.via}
+    if m.key in attachments:
+        entry["attachments"] = [a.digest for a in sorted(attachments[m.key], key=lambda a: a.digest)]
+    return entry
 
 
 def build_report(
@@ -99,7 +108,8 @@ def build_report(
     if inventory is not None:
         report["problems"] = [p.__dict__ for p in inventory.problems]
     if plan is not None:
-        report["manifests"] = [_manifest_entry(d, deleted) for d in plan.manifests]
+        attachments = attached_to([d.manifest for d in plan.manifests])
+        report["manifests"] = [_manifest_entry(d, deleted, attachments) for d in plan.manifests]
         report["kits"] = [
             {
                 "namespace": k.kit.namespace,

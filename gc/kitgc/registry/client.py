@@ -22,7 +22,7 @@ from kitgc.imageref import InvalidReference, split_address, validate_digest
 from kitgc.model import Blob
 from kitgc.registry.answers import Reply, json_document, registry_error
 from kitgc.registry.auth import Credentials
-from kitgc.registry.mediatypes import MANIFEST_ACCEPT, ManifestFormatError, parse_manifest
+from kitgc.registry.mediatypes import MANIFEST_ACCEPT, OCI_INDEX, ManifestFormatError, parse_manifest
 from kitgc.registry.transport import OnRequest, Sleep, Transport, TransportOptions
 from kitgc.retry import RetryPolicy
 
@@ -46,6 +46,16 @@ class FetchedManifest:
     body: bytes
     children: tuple[str, ...]
     blobs: tuple[Blob, ...]
+    subject: str | None = None
+    artifact_type: str = ""
+
+
+@dataclass(frozen=True)
+class Referrer:
+    """One descriptor of an OCI 1.1 referrers answer."""
+
+    digest: str
+    artifact_type: str
 
 
 class RegistryClient:
@@ -86,7 +96,7 @@ class RegistryClient:
         self.concurrency = max(1, concurrency)
         self.base_url = f"{'http' if insecure else 'https'}://{host}"
         self.stats: dict[str, int] = dict.fromkeys(
-            ("catalog", "tags", "manifest_get", "manifest_head", "delete", "token", "retry"), 0
+            ("catalog", "tags", "manifest_get", "manifest_head", "referrers", "delete", "token", "retry"), 0
         )
         retry = RetryPolicy(attempts=max(1, retries), backoff=backoff, max_backoff=max_backoff,
                             retry_after_cap=retry_after_cap)
@@ -156,7 +166,40 @@ class RegistryClient:
             parsed = parse_manifest(reply.body, reply.headers.get("Content-Type"))
         except ManifestFormatError as exc:
             raise RegistryError(f"{what}: {exc}", status=200) from None
-        return FetchedManifest(digest, parsed.media_type, reply.body, parsed.children, parsed.blobs)
+        return FetchedManifest(digest, parsed.media_type, reply.body, parsed.children, parsed.blobs,
+                               parsed.subject, parsed.artifact_type)
+
+    async def referrers(self, repository: str, digest: str) -> list[Referrer] | None:
+        """What names ``digest`` as its subject (OCI 1.1 ``/referrers/``), or None when the
+        registry has no referrers API (it answers 404, 405, 400 or 501 for the path).
+
+        Pages are followed through ``Link`` like the catalog's; ``OCI-Filters-Applied`` does
+        not matter since no filter is asked for.
+        """
+        repo = self._repository(repository)
+        try:
+            validate_digest(digest)
+        except InvalidReference as exc:
+            raise RegistryError(f"referrers of {ManifestKey(repo, digest)}: {exc}") from None
+        what = f"referrers of {ManifestKey(repo, digest)}"
+        found: list[Referrer] = []
+        next_url: str | None = f"{self.base_url}/v2/{repo}/referrers/{digest}"
+        for _ in range(MAX_PAGES):
+            if next_url is None:
+                return found
+            reply = await self._transport.request("referrers", "GET", next_url, what, (f"repository:{repo}:pull",),
+                                                  accept=OCI_INDEX)
+            if reply.status in (400, 404, 405, 501):
+                return None
+            doc = json_document(what, reply)
+            entries = doc.get("manifests") if isinstance(doc, dict) else None
+            if not isinstance(entries, list):
+                raise RegistryError(f"{what}: the answer is not an image index", status=200)
+            for entry in entries:
+                found.append(_referrer(what, entry))
+            match = _LINK_NEXT.search(reply.headers.get("Link", ""))
+            next_url = str(reply.url.join(match.group(1))) if match else None
+        raise RegistryError(f"{what}: more than {MAX_PAGES} pages; refusing to read on")
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         """Delete by digest (which removes every tag on it): True, or False if already gone.
@@ -226,6 +269,17 @@ class RegistryClient:
             match = _LINK_NEXT.search(reply.headers.get("Link", ""))
             next_url = str(reply.url.join(match.group(1))) if match else None
         return out
+
+
+def _referrer(what: str, entry: object) -> Referrer:
+    if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
+        raise RegistryError(f"{what}: a descriptor without a digest", status=200)
+    try:
+        digest = validate_digest(entry["digest"])
+    except InvalidReference as exc:
+        raise RegistryError(f"{what}: {exc}", status=200) from None
+    artifact_type = entry.get("artifactType")
+    return Referrer(digest, artifact_type if isinstance(artifact_type, str) else "")
 
 
 def _sha256(body: bytes) -> str:

@@ -42,6 +42,11 @@ class ParsedManifest:
     media_type: str
     children: tuple[str, ...]
     blobs: tuple[Blob, ...]
+    subject: str | None = None  # OCI 1.1 ``subject.digest``: this manifest is attached to that one
+    artifact_type: str = ""  # ``artifactType``, else the config's media type for an image
+
+
+_IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
 
 
 def bare_type(content_type: str | None) -> str:
@@ -81,7 +86,7 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
         if not isinstance(entries, list):
             raise ManifestFormatError("manifests is not a list")
         children = tuple(dict.fromkeys(_descriptor(e, "manifests[]").digest for e in entries))
-        return ParsedManifest(media_type, children, ())
+        return ParsedManifest(media_type, children, (), _subject(doc), _artifact_type(doc, None))
     layers = doc.get("layers")
     if layers is None:
         layers = []
@@ -89,7 +94,23 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
         raise ManifestFormatError("layers is not a list")
     blobs = [_descriptor(doc.get("config"), "config")]
     blobs.extend(_descriptor(layer, "layers[]") for layer in layers)
-    return ParsedManifest(media_type, (), tuple(blobs))
+    return ParsedManifest(media_type, (), tuple(blobs), _subject(doc), _artifact_type(doc, doc.get("config")))
+
+
+def _subject(doc: dict[str, Any]) -> str | None:
+    """The digest an OCI 1.1 manifest names as its ``subject``; a malformed one is an error
+    (an attachment misread as an ordinary image would outlive, or lose, its image)."""
+    if "subject" not in doc or doc["subject"] is None:
+        return None
+    return _descriptor(doc["subject"], "subject").digest
+
+
+def _artifact_type(doc: dict[str, Any], config: Any) -> str:
+    value = doc.get("artifactType")
+    if isinstance(value, str) and value:
+        return value
+    config_type = config.get("mediaType") if isinstance(config, dict) else None
+    return config_type if isinstance(config_type, str) and config_type != _IMAGE_CONFIG else ""
 
 
 def _descriptor(value: Any, where: str) -> Blob:

@@ -26,12 +26,14 @@ from kitgc.model import Manifest, RepositoryProblem
 from kitgc.registry.client import FetchedManifest, RegistryClient
 from kitgc.scope import in_scope
 from kitgc.stores.base import Capabilities, DeleteOutcome, KnownRepositories, RepositoryListing, RepositoryScan
+from kitgc.stores.order import deletion_layers
 
 log = structlog.get_logger("kitgc.store")
 
 # Answers that mean "this registry does not let us list it", as opposed to "it is broken".
 _CATALOG_REFUSED_STATUS = frozenset({401, 403, 404, 405})
 _CATALOG_REFUSED_CODES = frozenset({"UNSUPPORTED", "DENIED", "UNAUTHORIZED"})
+MAX_REFERRER_DEPTH = 4
 DISABLED_HINT = "deletion is disabled on the registry (Distribution: storage.delete.enabled)"
 
 
@@ -39,6 +41,7 @@ def _manifest(repository: str, fetched: FetchedManifest, tags: tuple[str, ...]) 
     return Manifest(
         repository=repository, digest=fetched.digest, media_type=fetched.media_type, tags=tags,
         children=fetched.children, blobs=fetched.blobs, size=len(fetched.body),
+        subject=fetched.subject, artifact_type=fetched.artifact_type,
     )
 
 
@@ -52,6 +55,8 @@ class DistributionStore:
         self.client = client
         self.address = client.address
         self.concurrency = client.concurrency
+        self.referrers_api: bool | None = None  # unknown until the first answer
+        self._probe = asyncio.Lock()
 
     @property
     def stats(self) -> Mapping[str, int]:
@@ -128,7 +133,47 @@ class DistributionStore:
                 if fetched is not None:
                     scan.manifests[digest] = _manifest(repository, fetched, ())
                     pending.update(fetched.children)
+        await self._add_referrers(scan)
         return scan
+
+    async def _add_referrers(self, scan: RepositoryScan) -> None:
+        """Untagged OCI 1.1 referrers, found through the referrers API where the registry has it.
+
+        The first answer decides for the whole registry: a registry without the API (it
+        answers 404 for the path, as Distribution 2.8 does) costs one request per run. The
+        referrers fallback tag and cosign's tags need nothing here: they are tags.
+        """
+        todo = sorted(scan.manifests)
+        for _ in range(MAX_REFERRER_DEPTH):  # referrers of referrers (a signature of an SBOM)
+            if not todo or not await self._has_referrers_api(scan, todo[0]):
+                return
+            answers = await asyncio.gather(*(self._referrers_of(scan, d) for d in todo))
+            found = sorted({r for listed in answers for r in listed} - set(scan.manifests))
+            fetched = await asyncio.gather(*(self._get(scan, d, None) for d in found))
+            todo = []
+            for digest, got in zip(found, fetched, strict=True):
+                if got is not None:
+                    scan.manifests[digest] = _manifest(scan.repository, got, ())
+                    todo.append(digest)
+
+    async def _has_referrers_api(self, scan: RepositoryScan, digest: str) -> bool:
+        async with self._probe:
+            if self.referrers_api is None:
+                try:
+                    self.referrers_api = await self.client.referrers(scan.repository, digest) is not None
+                except RegistryError as exc:
+                    scan.problems.append(RepositoryProblem(scan.repository, str(exc)))
+                    return False
+                log.info("referrers_api", supported=self.referrers_api, registry=self.address)
+        return self.referrers_api
+
+    async def _referrers_of(self, scan: RepositoryScan, digest: str) -> set[str]:
+        try:
+            listed = await self.client.referrers(scan.repository, digest)
+        except RegistryError as exc:
+            scan.problems.append(RepositoryProblem(scan.repository, str(exc)))
+            return set()
+        return {r.digest for r in listed or ()}
 
     async def _get(self, scan: RepositoryScan, reference: str, tag: str | None) -> FetchedManifest | None:
         """GET one manifest; a 404 means it vanished meanwhile, other failures are problems."""
@@ -154,8 +199,8 @@ class DistributionStore:
     # --- deleting ----------------------------------------------------------------------
 
     def deletion_batches(self, manifests: Sequence[Manifest]) -> list[list[Manifest]]:
-        """Every index before any plain manifest, so no index is left pointing at nothing."""
-        return [[m for m in manifests if m.is_index], [m for m in manifests if not m.is_index]]
+        """Indexes before what they list, attachments before their image (:mod:`.order`)."""
+        return deletion_layers(manifests)
 
     async def delete_manifest(self, manifest: Manifest) -> DeleteOutcome:
         """DELETE by digest (which removes every tag on it)."""
