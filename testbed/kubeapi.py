@@ -36,6 +36,7 @@ class KubeAPI:
     knative: bool = False
     camel: bool = True
     profiles: bool = True  # IntegrationProfiles (Camel K >= 2.3)
+    kamelet_bindings: bool = False  # camel.apache.org/v1alpha1 KameletBindings (Camel K 1.x)
     token: str = "kitgc-test-token"
     store: Store = field(default_factory=Store)
     faults: list[Fault] = field(default_factory=list)
@@ -49,6 +50,7 @@ class KubeAPI:
         for group, on in ((KNATIVE, self.knative), (CAMEL, self.camel)):
             self.serve(group, on=on)
         self.serve(CAMEL, "integrationprofiles", on=self.profiles)
+        self.serve(CAMEL, "kameletbindings", on=self.kamelet_bindings)
         for obj in self.objects:
             self.store.add(obj)
         self._lock = threading.Lock()
@@ -211,11 +213,15 @@ class KubeAPI:
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _groups(self) -> list[dict[str, Any]]:
+        """Served groups with every served version; the first one listed is the preferred one."""
         out: dict[str, dict[str, Any]] = {}
         for r in self.store.resources:
-            if r.group and self.store.served(r) and r.group not in out:
-                gv = {"groupVersion": r.api_version, "version": r.version}
-                out[r.group] = {"name": r.group, "versions": [gv], "preferredVersion": gv}
+            if not r.group or not self.store.served(r):
+                continue
+            gv = {"groupVersion": r.api_version, "version": r.version}
+            group = out.setdefault(r.group, {"name": r.group, "versions": [], "preferredVersion": gv})
+            if gv not in group["versions"]:
+                group["versions"].append(gv)
         return list(out.values())
 
     @staticmethod

@@ -56,6 +56,8 @@ RESOURCES = (
     R(CAMEL, "v1", "integrationplatforms", "IntegrationPlatform"),
     R(CAMEL, "v1", "integrationprofiles", "IntegrationProfile"), R(CAMEL, "v1", "builds", "Build"),
     R(CAMEL, "v1", "pipes", "Pipe"),
+    R("", "v1", "replicationcontrollers", "ReplicationController"),
+    R(CAMEL, "v1alpha1", "kameletbindings", "KameletBinding"),  # Camel K 1.x (and, deprecated, 2.0-2.5)
 )
 
 

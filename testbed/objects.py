@@ -297,3 +297,54 @@ def build(name: str, namespace: str = "camel-k", *, phase: str = "Running", imag
         status.update({"image": status_image, "baseImage": base_image, "digest": status_image.rpartition("@")[2]})
     return {"apiVersion": "camel.apache.org/v1", "kind": "Build", "metadata": meta(name, namespace),
             "spec": {"tasks": tasks, "timeout": "5m0s"}, "status": status}
+
+
+# --- sources added later: ReplicationController, Knative Configuration, Pipe, KameletBinding ----
+
+
+def replication_controller(name: str, namespace: str = "default", *, images: Any = None, init: Any = None,
+                           labels: dict[str, str] | None = None) -> dict[str, Any]:
+    obj = _workload("v1", "ReplicationController", name, namespace, images, init, labels)
+    obj["spec"]["selector"] = {"app": name}  # a plain map, not a LabelSelector
+    return obj
+
+
+def knative_configuration(name: str, namespace: str = "default", *, image: str,
+                          owner: Owner | None = None) -> dict[str, Any]:
+    """A Configuration; the Knative Service of the same name controls it."""
+    obj = knative_service(name, namespace, image=image, owner=owner)
+    obj["kind"] = "Configuration"
+    return obj
+
+
+def _binding(api: str, kind: str, name: str, namespace: str, annotation: str | None,
+             traits: dict[str, Any] | None, integration_traits: dict[str, Any] | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"source": {"ref": {"apiVersion": "camel.apache.org/v1", "kind": "Kamelet",
+                                               "name": "timer-source"}, "properties": {"message": "hi"}},
+                            "sink": {"uri": "log:info"}}
+    if traits is not None:
+        spec["traits"] = traits
+    if integration_traits is not None:
+        spec["integration"] = {"traits": integration_traits}
+    obj = {"apiVersion": api, "kind": kind, "metadata": meta(name, namespace), "spec": spec,
+           "status": {"phase": "Ready"}}
+    if annotation is not None:
+        obj["metadata"]["annotations"] = {"trait.camel.apache.org/container.image": annotation}
+    return obj
+
+
+def pipe(name: str, namespace: str = "default", *, annotation: str | None = None, trait_image: str | None = None,
+         integration_trait_image: str | None = None) -> dict[str, Any]:
+    """A Pipe; its container trait's image as the annotation (``kamel bind --trait`` up to
+    Camel K 2.8), in ``spec.traits`` (2.9+) or in the deprecated ``spec.integration.traits``."""
+    return _binding("camel.apache.org/v1", "Pipe", name, namespace, annotation,
+                    {"container": {"image": trait_image}} if trait_image else None,
+                    {"container": {"image": integration_trait_image}} if integration_trait_image else None)
+
+
+def kamelet_binding(name: str, namespace: str = "default", *, annotation: str | None = None,
+                    integration_trait_image: str | None = None) -> dict[str, Any]:
+    """A Camel K 1.x KameletBinding (``camel.apache.org/v1alpha1``)."""
+    return _binding("camel.apache.org/v1alpha1", "KameletBinding", name, namespace, annotation, None,
+                    {"container": {"image": integration_trait_image}} if integration_trait_image else None)
+

@@ -16,6 +16,7 @@ pytest_plugins = [
     "testbed.figures",
     "testbed.faultproxy",
     "testbed.referrers_fixtures",
+    "testbed.clusters",
 ]
 
 

@@ -21,6 +21,7 @@ REG = "registry.example.com:5000"
 D1, D2, D3 = o.digest(1), o.digest(2), o.digest(3)
 KIT = o.kit_name(1)
 KIT_IMG = f"{REG}/camel-k/camel-k-{KIT}@{D1}"
+ANNOTATION = "trait.camel.apache.org/container.image"
 
 
 def refs(source, obj):
@@ -61,11 +62,14 @@ CASES = [
                     ("spec.template.spec.initContainers[i].image", "quay.io/a/init:1")},
                    id=src.plural)
       for src, build in [(S.DEPLOYMENTS, o.deployment), (S.REPLICASETS, o.replicaset),
-                         (S.STATEFULSETS, o.statefulset), (S.DAEMONSETS, o.daemonset), (S.JOBS, o.job)]],
+                         (S.STATEFULSETS, o.statefulset), (S.DAEMONSETS, o.daemonset), (S.JOBS, o.job),
+                         (S.REPLICATION_CONTROLLERS, o.replication_controller)]],
     pytest.param(S.CRONJOBS, o.cronjob("c", images={"app": KIT_IMG}),
                  {("spec.jobTemplate.spec.template.spec.containers[app].image", KIT_IMG)}, id="cronjob"),
     pytest.param(S.KNATIVE_SERVICES, o.knative_service("k", image=KIT_IMG),
                  {("spec.template.spec.containers[integration].image", KIT_IMG)}, id="knative-service"),
+    pytest.param(S.KNATIVE_CONFIGURATIONS, o.knative_configuration("k", image=KIT_IMG),
+                 {("spec.template.spec.containers[integration].image", KIT_IMG)}, id="knative-configuration"),
     pytest.param(S.KNATIVE_REVISIONS,
                  o.knative_revision("r", image=f"{REG}/x/y:latest", image_digest=f"{REG}/x/y@{D2}"),
                  {("spec.containers[integration].image", f"{REG}/x/y:latest"),
@@ -78,6 +82,26 @@ CASES = [
                      "configuration": {"image": f"{REG}/old/trait:1"}}}}},
                  {("spec.traits.container.configuration.image", f"{REG}/old/trait:1")},
                  id="integration-old-container-trait-configuration"),
+    pytest.param(S.INTEGRATIONS, {**o.integration("i"), "metadata": {"name": "i",
+                                                                     "annotations": {ANNOTATION: KIT_IMG}}},
+                 {(f"metadata.annotations[{ANNOTATION}]", KIT_IMG)}, id="integration-trait-annotation"),
+    pytest.param(S.PIPES, o.pipe("p", annotation=KIT_IMG), {(f"metadata.annotations[{ANNOTATION}]", KIT_IMG)},
+                 id="pipe-trait-annotation"),
+    pytest.param(S.PIPES, o.pipe("p", annotation=f'["{KIT_IMG}", {REG}/other:1]'),
+                 {(f"metadata.annotations[{ANNOTATION}][0]", KIT_IMG),
+                  (f"metadata.annotations[{ANNOTATION}][1]", f"{REG}/other:1")}, id="pipe-trait-annotation-array"),
+    pytest.param(S.PIPES, o.pipe("p", trait_image=KIT_IMG), {("spec.traits.container.image", KIT_IMG)},
+                 id="pipe-spec-traits"),
+    pytest.param(S.PIPES, o.pipe("p", integration_trait_image=KIT_IMG),
+                 {("spec.integration.traits.container.image", KIT_IMG)}, id="pipe-spec-integration-traits"),
+    pytest.param(S.PIPES, {**o.pipe("p"), "spec": {"integration": {"traits": {"container": {
+                     "configuration": {"image": KIT_IMG}}}}}},
+                 {("spec.integration.traits.container.configuration.image", KIT_IMG)},
+                 id="pipe-old-container-trait-configuration"),
+    pytest.param(S.PIPES, o.pipe("p"), set(), id="pipe-without-container-image"),
+    pytest.param(S.KAMELET_BINDINGS, o.kamelet_binding("kb", annotation=KIT_IMG, integration_trait_image=f"{REG}/x:1"),
+                 {(f"metadata.annotations[{ANNOTATION}]", KIT_IMG),
+                  ("spec.integration.traits.container.image", f"{REG}/x:1")}, id="kamelet-binding"),
     pytest.param(S.BUILDS, o.build("b", phase="Running", image=f"{REG}/camel-k/camel-k-{KIT}:1"),
                  {("spec.tasks[0].builder.baseImage", "docker.io/library/eclipse-temurin:17"),
                   ("spec.tasks[1].package.baseImage", "docker.io/library/eclipse-temurin:17"),
@@ -190,7 +214,11 @@ def one_of_each(n: int = 3) -> list[dict]:
                 o.statefulset(f"ss-{i}", images=[f"{img}:statefulset"]),
                 o.daemonset(f"ds-{i}", images=[f"{img}:daemonset"]), o.job(f"j-{i}", images=[f"{img}:job"]),
                 o.cronjob(f"cj-{i}", images=[f"{img}:cronjob"]),
+                o.replication_controller(f"rc-{i}", images=[f"{img}:replicationcontroller"]),
                 o.knative_service(f"ks-{i}", image=f"{img}:knservice"),
+                o.knative_configuration(f"kc-{i}", image=f"{img}:knconfiguration"),
+                o.pipe(f"pipe-{i}", trait_image=f"{img}:pipe"),
+                o.kamelet_binding(f"kb-{i}", annotation=f"{img}:kameletbinding"),
                 o.knative_revision(f"kr-{i}", image=f"{img}:knrevision"),
                 o.integration(f"it-{i}", kit=o.kit_name(i), image=f"{img}:integration"),
                 o.integration_kit(o.kit_name(i), image=f"{REG}/camel-k/camel-k-{o.kit_name(i)}@{o.digest(i)}"),
@@ -207,12 +235,14 @@ def reader(kube, **kw) -> ClusterReader:
 
 def test_snapshot_reads_every_source_completely_across_pages(kube):
     kube.serve("serving.knative.dev")
+    kube.serve("camel.apache.org", "kameletbindings")
     kube.add(*one_of_each(3))
     r = reader(kube)
     snap = r.snapshot()
     tags = {ref.image.tag for ref in snap.references}
     assert tags == {"pod", "deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob", "knservice",
-                    "knrevision", "integration", "platform", "profile", "build"}
+                    "knrevision", "integration", "platform", "profile", "build", "replicationcontroller",
+                    "knconfiguration", "pipe", "kameletbinding"}
     assert sorted(r.stats["objects"]) == sorted(str(s) for s in S.SOURCES) and r.stats["skipped"] == []
     assert snap.objects_read == 3 * len(S.SOURCES) and snap.integrations == 3
     assert sorted(k.name for k in snap.kits) == sorted(o.kit_name(i) for i in range(3))
@@ -223,19 +253,21 @@ def test_snapshot_reads_every_source_completely_across_pages(kube):
 
 
 def test_snapshot_is_deterministic(kube):
+    kube.serve("camel.apache.org", "kameletbindings")
     kube.add(*one_of_each(4))
     first, second = reader(kube, workers=4).snapshot(), reader(kube, workers=1).snapshot()
     assert first == second
 
 
 def test_absent_knative_is_skipped_and_logged(kube):
-    kube.add(*[x for x in one_of_each(1) if "knative" not in x["apiVersion"]])
+    kube.add(*[x for x in one_of_each(1) if "knative" not in x["apiVersion"] and x["kind"] != "KameletBinding"])
     r = reader(kube)
     with capture_logs() as logs:
         snap = r.snapshot()
     assert "serving.knative.dev/v1 services" not in r.stats["objects"]
     assert snap.objects_read == sum(r.stats["objects"].values())
-    assert r.stats["skipped"] == ["serving.knative.dev/v1 services", "serving.knative.dev/v1 revisions"]
+    assert r.stats["skipped"] == ["serving.knative.dev/v1 services", "serving.knative.dev/v1 configurations",
+                                  "serving.knative.dev/v1 revisions", "camel.apache.org/v1alpha1 kameletbindings"]
     assert {(e["event"], e["log_level"]) for e in logs} >= {("optional_api_absent", "info")}
     assert not any(q.path.startswith("/apis/serving.knative.dev/v1/") for q in kube.requests)
 
@@ -247,6 +279,31 @@ def test_absent_integration_profiles_crd_is_skipped(kube):
     assert "camel.apache.org/v1 integrationprofiles" not in r.stats["objects"]
     assert "camel.apache.org/v1 integrationprofiles" in r.stats["skipped"]
     assert "camel.apache.org/v1 integrations" in r.stats["objects"]
+
+
+def test_absent_pipes_and_kamelet_bindings_are_skipped(kube):
+    kube.serve("camel.apache.org", "pipes", on=False)  # Camel K 1.x has KameletBindings
+    kube.serve("camel.apache.org", "kameletbindings")
+    kube.add(o.kamelet_binding("kb", annotation="quay.io/a/b:1"))
+    r = reader(kube)
+    snap = r.snapshot()
+    assert "camel.apache.org/v1 pipes" in r.stats["skipped"]
+    assert r.stats["objects"]["camel.apache.org/v1alpha1 kameletbindings"] == 1
+    assert {(ref.source.kind, ref.image.tag) for ref in snap.references} == {("KameletBinding", "1")}
+    kube.serve("camel.apache.org", "kameletbindings", on=False)  # Camel K 2.6 and later
+    r = reader(kube)
+    r.snapshot()
+    assert "camel.apache.org/v1alpha1 kameletbindings" in r.stats["skipped"]
+
+
+@pytest.mark.parametrize("source", [S.REPLICATION_CONTROLLERS, S.KNATIVE_CONFIGURATIONS, S.PIPES,
+                                    S.KAMELET_BINDINGS], ids=str)
+def test_a_new_source_that_is_served_but_forbidden_aborts(kube, source):
+    kube.serve("serving.knative.dev")
+    kube.serve("camel.apache.org", "kameletbindings")
+    kube.inject("GET", source.path, status=403)
+    with pytest.raises(SourceUnavailable, match=rf"^cannot read {source}: 403 Forbidden"):
+        reader(kube).snapshot()
 
 
 def test_list_raw_yields_raw_json_across_pages(kube):

@@ -37,6 +37,8 @@ BAD_VALUES = {
     "ALLOW_EMPTY_CLUSTER": "sometimes",
     "KUBE_TIMEOUT": "0",
     "LEASE_DURATION": "forever",
+    "KEEP_IMAGES": "acme/Camel-K-kit-*",
+    "REFERENCE_KUBECONFIG": "/nonexistent/reference-kubeconfig",
 }
 # Free text: any value is valid, so there is no bad value to test.
 FREE_TEXT = {"PUSHGATEWAY_USERNAME", "PUSHGATEWAY_PASSWORD"}
@@ -131,3 +133,20 @@ def test_cli_exits_2_with_one_json_line_naming_the_variable(name: str, tmp_path)
         assert name in event["error"]
     else:
         assert name in lines[0]
+
+
+def test_keep_images_is_unset_by_default_and_parses_every_pattern() -> None:
+    assert load({}).keep_images == ()
+    patterns = load({"KEEP_IMAGES": " acme/camel-k-kit-abc* , **/camel-k-kit-*:prod-*"}).keep_images
+    assert [p.text for p in patterns] == ["acme/camel-k-kit-abc*", "**/camel-k-kit-*:prod-*"]
+
+
+@pytest.mark.parametrize("value", ["ok/camel-k-kit-a,acme/x:1@sha256:" + "a" * 64, "ok/a,,b", "@sha256:abc",
+                                   "acme/x y", "acme/**x"])
+def test_bad_keep_images_names_the_variable_and_the_pattern(value: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load({"KEEP_IMAGES": value})
+    text = str(exc.value)
+    assert "KEEP_IMAGES" in text and "\n" not in text
+    bad = [p.strip() for p in value.split(",") if not p.strip().startswith("ok/")]
+    assert any(repr(p) in text for p in bad) or repr(value) in text

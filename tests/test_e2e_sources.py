@@ -15,6 +15,7 @@ import pytest
 from testbed import objects
 from testbed.world import World
 
+TRAIT_ANNOTATION = "trait.camel.apache.org/container.image"
 Ref = Callable[[World, str, str, str], dict[str, Any]]
 # (world, image by digest, repository, tag of the referenced image) -> the referencing object
 
@@ -39,6 +40,23 @@ SOURCES: dict[str, Ref] = {
     "integration container trait": lambda w, img, repo, tag: objects.integration("it", "shop", trait_image=img),
     "unfinished build": lambda w, img, repo, tag: objects.build("kit-build-1", "camel-k", phase="Running",
                                                                image=img),
+    "replication controller": lambda w, img, repo, tag: objects.replication_controller("rc", "shop", images=[img]),
+    "knative configuration": lambda w, img, repo, tag: objects.knative_configuration("ks", "shop", image=img),
+    "integration trait annotation": lambda w, img, repo, tag: {
+        **objects.integration("it", "shop"),
+        "metadata": {"name": "it", "namespace": "shop", "annotations": {TRAIT_ANNOTATION: img}}},
+    "pipe trait annotation": lambda w, img, repo, tag: objects.pipe("p", "shop", annotation=img),
+    "pipe trait annotation, array notation": lambda w, img, repo, tag: objects.pipe(
+        "p", "shop", annotation=f'["docker.io/library/busybox:1", "{img}"]'),
+    "pipe spec.traits": lambda w, img, repo, tag: objects.pipe("p", "shop", trait_image=img),
+    "pipe spec.integration.traits": lambda w, img, repo, tag: objects.pipe("p", "shop", integration_trait_image=img),
+    "kameletbinding trait annotation": lambda w, img, repo, tag: objects.kamelet_binding("kb", "shop", annotation=img),
+    "kameletbinding spec.integration.traits": lambda w, img, repo, tag: objects.kamelet_binding(
+        "kb", "shop", integration_trait_image=img),
+    "integration platform build.baseImage": lambda w, img, repo, tag: objects.integration_platform(
+        "camel-k", "camel-k", base_image=img),
+    "integration profile build.baseImage": lambda w, img, repo, tag: objects.integration_profile(
+        "p", "shop", base_image=img),
     "pod by tag": lambda w, img, repo, tag: objects.pod("p", "shop", images=[f"{w.registry.address}/{repo}:{tag}"]),
     "pod by tag under another host name": lambda w, img, repo, tag: objects.pod(
         "p", "shop", images=[f"registry.internal.example:5000/{repo}:{tag}"]),
@@ -48,6 +66,7 @@ SOURCES: dict[str, Ref] = {
 @pytest.fixture
 def world(registry, kube, org) -> Iterator[World]:
     kube.serve("serving.knative.dev")
+    kube.serve("camel.apache.org", "kameletbindings")  # Camel K 1.x's, served here next to Pipes
     w = World(registry, kube, org)
     w.anchor()
     yield w

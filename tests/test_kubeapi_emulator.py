@@ -169,6 +169,29 @@ def test_discovery_shows_a_group_only_while_it_is_served(kube):
     assert {r.name: r.namespaced for r in core.resources}["namespaces"] is False
 
 
+def test_a_group_lists_every_served_version_and_kamelet_bindings_are_opt_in(kube):
+    client = kube.client()
+    apis = kubernetes.client.ApisApi(client)
+    camel = next(g for g in apis.get_api_versions().groups if g.name == "camel.apache.org")
+    assert [v.version for v in camel.versions] == ["v1"]
+    with pytest.raises(kubernetes.client.ApiException) as err:
+        kubernetes.client.CustomObjectsApi(client).get_api_resources("camel.apache.org", "v1alpha1")
+    assert err.value.status == 404
+
+    kube.serve("camel.apache.org", "kameletbindings")
+    kube.add(o.kamelet_binding("kb", "shop"), o.pipe("p", "shop"), o.replication_controller("rc", "shop"),
+             o.knative_configuration("kc", "shop", image="x"))
+    camel = next(g for g in apis.get_api_versions().groups if g.name == "camel.apache.org")
+    assert [v.version for v in camel.versions] == ["v1", "v1alpha1"] and camel.preferred_version.version == "v1"
+    custom = kubernetes.client.CustomObjectsApi(client)
+    kbs = custom.list_cluster_custom_object("camel.apache.org", "v1alpha1", "kameletbindings")
+    assert [k["metadata"]["name"] for k in kbs["items"]] == ["kb"]
+    assert [p["kind"] for p in custom.list_cluster_custom_object("camel.apache.org", "v1", "pipes")["items"]] == [
+        "Pipe"]
+    rcs = kubernetes.client.CoreV1Api(client).list_replication_controller_for_all_namespaces()
+    assert [rc.metadata.name for rc in rcs.items] == ["rc"]
+
+
 def test_requests_without_the_bearer_token_are_401(kube):
     http = urllib3.PoolManager()
     resp = http.request("GET", kube.api.url + "/api/v1/pods")

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from kitgc.cluster import sources as S
 from kitgc.cluster.extract import KIT_TYPE_LABEL, extract
 from kitgc.cluster.projection import decode_page, projected
+from kitgc.cluster.traits import CONTAINER_IMAGE_ANNOTATION
 from testbed import objects as o
 from tests.test_cluster_reader import CASES
 
@@ -43,7 +44,8 @@ def _same(source: S.Source, obj: Any) -> bool:
 
 def test_every_high_volume_source_is_projected():
     assert set(PROJECTED) >= {S.PODS, S.DEPLOYMENTS, S.REPLICASETS, S.JOBS, S.CRONJOBS, S.INTEGRATIONS,
-                              S.INTEGRATION_KITS}
+                              S.INTEGRATION_KITS, S.REPLICATION_CONTROLLERS, S.KNATIVE_CONFIGURATIONS, S.PIPES,
+                              S.KAMELET_BINDINGS}
     assert not projected(S.BUILDS)  # images at any depth: always decoded in full
     assert not projected(S.INTEGRATION_PLATFORMS)  # discovery reads them in full
 
@@ -119,14 +121,19 @@ KIT_REF = obj_of({"name": NAME, "namespace": NAME})
 OWNER_REF = obj_of({"apiVersion": st.sampled_from(["v1", "apps/v1", "serving.knative.dev/v1", "camel.apache.org/v1"]),
                     "kind": st.sampled_from(["ReplicaSet", "Integration", "Configuration", ""]), "name": NAME,
                     "uid": st.just("0f1e2d3c"), "controller": st.booleans(), "blockOwnerDeletion": st.booleans()})
+TRAITS = obj_of({"container": obj_of({"image": IMAGES, "configuration": obj_of({"image": IMAGES})})})
+ANNOTATION_VALUES = st.one_of(IMAGES, st.lists(IMAGES, max_size=3).map(lambda xs: "[" + ", ".join(
+    f'"{x}"' for x in xs) + "]"))
+ANNOTATIONS = st.dictionaries(st.sampled_from([CONTAINER_IMAGE_ANNOTATION, "trait.camel.apache.org/x.y", "icon"]),
+                              ANNOTATION_VALUES, max_size=3)
 OBJECT = obj_of({
     "metadata": obj_of({"name": NAME, "namespace": NAME, "creationTimestamp": st.sampled_from(
         ["2024-01-01T00:00:00Z", "yesterday"]), "labels": st.dictionaries(st.just(KIT_TYPE_LABEL), SCALARS),
-        "ownerReferences": st.lists(OWNER_REF, max_size=3)}),
+        "ownerReferences": st.lists(OWNER_REF, max_size=3), "annotations": ANNOTATIONS}),
     "spec": obj_of({
         "containers": CONTAINERS, "initContainers": CONTAINERS, "ephemeralContainers": CONTAINERS,
         "template": TEMPLATE, "jobTemplate": obj_of({"spec": obj_of({"template": TEMPLATE})}),
-        "traits": obj_of({"container": obj_of({"image": IMAGES, "configuration": obj_of({"image": IMAGES})})}),
+        "traits": TRAITS, "integration": obj_of({"traits": TRAITS}),
         "integrationKit": KIT_REF, "kit": NAME, "image": IMAGES}),
     "status": obj_of({
         "containerStatuses": STATUSES, "initContainerStatuses": STATUSES, "ephemeralContainerStatuses": STATUSES,

@@ -42,6 +42,7 @@ DAY = timedelta(days=1)
 EVERY: dict[ReasonKind, Reason] = {
     ReasonKind.REFERENCED: Reason(ReasonKind.REFERENCED, (Subject(POD, "spec.containers[app].image", (RS,)),),
                                   tag="3"),
+    ReasonKind.KEPT_BY_USER: Reason(ReasonKind.KEPT_BY_USER, message="acme/camel-k-kit-abc*"),
     ReasonKind.KIT_IMAGE: Reason(ReasonKind.KIT_IMAGE, (Subject(KIT, "status.image"),)),
     ReasonKind.BASE_IMAGE: Reason(ReasonKind.BASE_IMAGE, (Subject(KIT, "status.baseImage"),)),
     ReasonKind.ROOT_IMAGE: Reason(ReasonKind.ROOT_IMAGE, (Subject(KIT, "status.rootImage"),)),
@@ -78,6 +79,7 @@ EVERY: dict[ReasonKind, Reason] = {
 
 WORDS = {
     ReasonKind.REFERENCED: "tag 3 referenced by Pod shop/orders-x1",
+    ReasonKind.KEPT_BY_USER: "kept by KEEP_IMAGES (pattern acme/camel-k-kit-abc*)",
     ReasonKind.KIT_IMAGE: "image of IntegrationKit camel-k/kit-a",
     ReasonKind.BASE_IMAGE: "base image of IntegrationKit camel-k/kit-a",
     ReasonKind.ROOT_IMAGE: "root image of IntegrationKit camel-k/kit-a",
@@ -149,6 +151,7 @@ def test_kept_categories_come_from_the_kind_not_the_words() -> None:
     """A reason reworded tomorrow still counts under the same heading."""
     assert kept_category(EVERY[ReasonKind.REFERENCED]) == ("referenced", "referenced")
     assert kept_category(EVERY[ReasonKind.KIT_BUILDING]) == ("of a kit still building", "of kits still building")
+    assert kept_category(EVERY[ReasonKind.KEPT_BY_USER]) == ("kept by KEEP_IMAGES", "kept by KEEP_IMAGES")
     assert kept_category(EVERY[ReasonKind.OUT_OF_SCOPE]) == ("kept for another reason", "kept for other reasons")
 
 

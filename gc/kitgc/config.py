@@ -15,6 +15,7 @@ from typing import Any
 
 from kitgc.errors import ConfigError
 from kitgc.imageref import InvalidReference, split_address
+from kitgc.keep import KeepPattern, parse_keep_patterns
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -160,7 +161,7 @@ VARIABLES: tuple[Variable, ...] = (
              parse_bool),
     Variable("REGISTRY_ADDRESS", "registry_address", None,
              "host[:port][/prefix] of the registry", _address,
-             shown_default="from IntegrationPlatforms/IntegrationProfiles"),
+             shown_default="from IntegrationPlatforms/IntegrationProfiles, else the Camel K operator's env"),
     Variable("REGISTRY_ORGANIZATION", "organizations", None,
              "comma-separated organizations (repository path prefixes) to clean", _organizations,
              shown_default="every organization the platforms name"),
@@ -202,6 +203,13 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LEASE_DURATION", "lease_duration", "60s",
              "how long the sweep Lease lasts without renewal (renewed every third of it); a crashed run "
              "blocks the next for at most this long", _positive_duration),
+    Variable("REFERENCE_KUBECONFIG", "reference_kubeconfig", None,
+             "a kubeconfig whose every context is another cluster whose references count like this one's "
+             "(read-only; any of them unreadable: exit 3)", _readable_file, shown_default="unset"),
+    Variable("KEEP_IMAGES", "keep_images", None,
+             "comma-separated patterns ([host/]repository glob, '*' within a segment, '**' across, then "
+             "optionally :<tag glob> or @<digest>); an in-scope manifest matching any is always kept, and its kit",
+             parse_keep_patterns, shown_default="unset"),
 )
 BY_ENV = {v.env: v for v in VARIABLES}
 
@@ -231,6 +239,8 @@ class Settings:
     allow_empty_cluster: bool = False
     kube_timeout: timedelta = timedelta(seconds=30)
     lease_duration: timedelta = timedelta(seconds=60)
+    reference_kubeconfig: str | None = None
+    keep_images: tuple[KeepPattern, ...] = ()
 
 
 def load(env: Mapping[str, str], flags: Mapping[str, str | None] | None = None) -> Settings:

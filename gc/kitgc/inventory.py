@@ -19,7 +19,7 @@ from kitgc import pending
 from kitgc.errors import RegistryError
 from kitgc.identity import ManifestKey
 from kitgc.model import Inventory, Manifest, RepositoryProblem
-from kitgc.scope import in_scope
+from kitgc.scope import Scope
 from kitgc.stores.base import ImageStore, KnownRepositories, ManifestFetcher, RepositoryScan
 
 log = structlog.get_logger("kitgc.inventory")
@@ -29,13 +29,13 @@ Progress = Callable[[int, int], None]
 
 async def scan(
     store: ImageStore,
-    organizations: tuple[str, ...],
+    scope: Scope | tuple[str, ...],
     *,
     known_repositories: KnownRepositories = (),
     progress: Progress | None = None,
 ) -> Inventory:
     """Read every in-scope repository (concurrently; the store bounds the requests)."""
-    listing = await store.list_repositories(organizations, known_repositories)
+    listing = await store.list_repositories(Scope.of(scope), known_repositories)
     repositories = listing.repositories
     total, done = len(repositories), 0
     limit = asyncio.Semaphore(max(1, store.concurrency))  # repositories in flight: bounds memory
@@ -63,7 +63,7 @@ async def scan(
 
 
 async def include_remembered(
-    store: ManifestFetcher, inventory: Inventory, remembered: pending.Pending, organizations: tuple[str, ...]
+    store: ManifestFetcher, inventory: Inventory, remembered: pending.Pending, scope: Scope | tuple[str, ...]
 ) -> tuple[Inventory, pending.Pending]:
     """Add the remembered children the scan cannot see; (inventory, what is still tracked).
 
@@ -71,9 +71,10 @@ async def include_remembered(
     repository (which then keeps everything, as for any read problem) and stays tracked.
     """
     known = {m.key for m in inventory.manifests}
+    scope = Scope.of(scope)
     tracked: pending.Pending = {r: set(ds) for r, ds in remembered.items()}
     level = sorted(ManifestKey(r, d) for r, ds in remembered.items() for d in ds
-                   if in_scope(r, organizations) and ManifestKey(r, d) not in known)
+                   if r in scope and ManifestKey(r, d) not in known)
     added: list[Manifest] = []
     problems: list[RepositoryProblem] = []
     for _ in range(pending.MAX_DEPTH):

@@ -49,6 +49,8 @@ GAUGES: dict[str, str] = {
     "kitgc_bytes_reclaimable": "Bytes only the deleted (dry run: eligible) manifests use; freed by the registry's GC.",
     "kitgc_attachments_scanned": "Signatures, attestations, SBOMs and referrers among the scanned manifests.",
     "kitgc_attachments_deleted": "Attachments the last run deleted with their image (0 in a dry run).",
+    "kitgc_clusters_read": "Clusters whose references the last run read completely (incl. REFERENCE_KUBECONFIG).",
+    "kitgc_unowned_repositories": "In-scope repositories holding images that no kit of this cluster ever owned.",
     "kitgc_dry_run": "1 if the last run was a dry run, else 0.",
     "kitgc_registry_deletion_disabled": "1 if the registry refused DELETE as unsupported in the last run.",
     "kitgc_run_duration_seconds": "Wall-clock duration of the last run.",
@@ -73,6 +75,8 @@ _FIELDS = {
     "kitgc_bytes_reclaimable": "bytes_reclaimable",
     "kitgc_run_duration_seconds": "duration_seconds",
     "kitgc_attachments_scanned": "attachments_scanned",
+    "kitgc_clusters_read": "clusters_read",
+    "kitgc_unowned_repositories": "unowned_repositories",
 }
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from kitgc.identity import KitKey, ManifestKey, kit_repository_name
 from kitgc.imageref import ImageRef
+from kitgc.keep import KeepPattern
 
 if TYPE_CHECKING:
     from kitgc.plan.reasons import Reason
@@ -95,9 +96,11 @@ class ObjectRef:
     kind: str
     name: str
     namespace: str | None = None
+    cluster: str = ""  # "" for this cluster; else the REFERENCE_KUBECONFIG context it was read in
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+        text = f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+        return f"{text} in cluster {self.cluster}" if self.cluster else text
 
 
 @dataclass(frozen=True)
@@ -143,10 +146,11 @@ class Kit:
     spec_image: ImageRef | None = None  # spec.image (external kits)
     base_image: ImageRef | None = None  # status.baseImage
     root_image: ImageRef | None = None  # status.rootImage
+    cluster: str = ""  # "" for this cluster; a REFERENCE_KUBECONFIG context for a foreign kit
 
     @property
     def ref(self) -> ObjectRef:
-        return ObjectRef("IntegrationKit", self.name, self.namespace)
+        return ObjectRef("IntegrationKit", self.name, self.namespace, self.cluster)
 
     @property
     def building(self) -> bool:
@@ -185,6 +189,10 @@ class ClusterSnapshot:
     # Each object's controlling owner (metadata.ownerReferences, controller first), for the
     # chains that explain a reference: Pod -> ReplicaSet -> Deployment -> Integration.
     owners: Mapping[ObjectRef, ObjectRef] = field(default_factory=dict)
+    # Kits of the REFERENCE_KUBECONFIG clusters: never deleted here, they keep their images
+    # (and the local kits they build on) exactly as a staying local kit does.
+    foreign_kits: tuple[Kit, ...] = ()
+    clusters: tuple[str, ...] = ()  # the reference clusters read completely, by context name
 
 
 # --- policy, state, decisions --------------------------------------------------------
@@ -196,6 +204,11 @@ class Policy:
     min_age: timedelta
     prune_kits: bool
     max_deletions: int
+    # Last segments (``camel-k-<name>``) of repositories in scope beyond ``camel-k-kit-*`` and
+    # ``camel-k-ctx-*``: those of every kit seen (user kits, git builds).
+    kit_repositories: frozenset[str] = frozenset()
+    # KEEP_IMAGES: an in-scope manifest matching any of these stays, and so does a kit whose image does.
+    keep: tuple[KeepPattern, ...] = ()
 
 
 def state_key(repository: str, digest: str) -> str:
@@ -208,6 +221,9 @@ class State:
     """First-seen times of unreferenced manifests, keyed by :func:`state_key`."""
 
     first_seen: dict[str, datetime] = field(default_factory=dict)
+    # Repositories (last segments) of kits seen, kept while the repository holds manifests:
+    # a kit deleted with some images deferred still owns its repository next run.
+    kits_seen: frozenset[str] = frozenset()
 
 
 class Action(StrEnum):
@@ -308,5 +324,7 @@ class RunSummary:
     registry_errors: int = 0
     attachments_scanned: int = 0  # signatures, attestations, SBOMs, referrers
     attachments_deleted: int = 0
+    clusters_read: int = 0  # this cluster and every REFERENCE_KUBECONFIG context, read completely
+    unowned_repositories: int = 0  # in-scope repositories with images and no kit this cluster ever saw
     deletion_disabled: bool = False
     message: str = ""

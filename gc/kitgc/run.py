@@ -23,23 +23,24 @@ import structlog
 
 from kitgc import __version__, pending
 from kitgc.attachments import attachment_of
-from kitgc.cluster import sources
 from kitgc.cluster.discovery import resolve_targets
+from kitgc.cluster.everywhere import kit_repository_names, read_everywhere
 from kitgc.cluster.reader import ClusterReader
 from kitgc.config import Settings
 from kitgc.errors import EXIT_ABORT, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, KitGCError, RegistryError
 from kitgc.execute import announce, execute
-from kitgc.identity import ManifestKey, kit_repository_name
+from kitgc.identity import ManifestKey
 from kitgc.imageref import split_address
 from kitgc.inventory import include_remembered, scan
 from kitgc.kube.connect import make_api_client
 from kitgc.lease import SweepLease
-from kitgc.model import ClusterSnapshot, ExecutionResult, Inventory, Plan, Policy, RunSummary
+from kitgc.model import ClusterSnapshot, ExecutionResult, Inventory, Plan, Policy, RunSummary, State
 from kitgc.plan import guards
+from kitgc.plan.unowned import looks_shared, unowned_repositories
 from kitgc.present.report import build_report, counts, reclaimable_bytes, write_report
 from kitgc.registry.auth import load_docker_config
 from kitgc.registry.client import RegistryClient
-from kitgc.scope import full_organizations
+from kitgc.scope import Scope, full_organizations
 from kitgc.state import StateStore
 from kitgc.stores.base import ImageStore
 from kitgc.stores.distribution import DistributionStore
@@ -63,6 +64,8 @@ class PassResult:
     registry: str = ""
     organizations: tuple[str, ...] = ()
     state_error: str | None = None  # the first-seen state could not be saved (exit 1)
+    unowned: tuple[str, ...] = ()  # in-scope repositories with images and no kit this cluster ever saw
+    shared_warning: str = ""  # said in the summary when the registry looks shared and nothing protects it
     stopped: str = ""  # why the sweep stopped before its end (SIGTERM, Lease lost): exit 1
 
 
@@ -100,10 +103,18 @@ def open_store(settings: Settings, targets: _Targets) -> ImageStore:
     return DistributionStore(client)
 
 
-def _kit_repositories(reader: ClusterReader, targets: _Targets) -> tuple[str, ...]:
-    """Where the cluster's kits push, for stores that cannot list: every kit, every organization."""
-    names = {kit_repository_name(item["metadata"]["name"]) for item in reader.list_raw(sources.INTEGRATION_KITS)}
-    return tuple(sorted(f"{org}/{name}" for org in targets.organizations for name in names))
+def _unowned(settings: Settings, inventory: Inventory, cluster: ClusterSnapshot, state: State,
+             log: Any) -> tuple[tuple[str, ...], str]:
+    """Repositories with images and no kit this cluster ever saw; a warning when many, unprotected."""
+    unowned = unowned_repositories(inventory, cluster.kits, state.kits_seen)
+    if not looks_shared(unowned, inventory) or settings.reference_kubeconfig:
+        return unowned, ""
+    log.warning("registry_looks_shared", unowned_repositories=len(unowned), examples=list(unowned[:3]),
+                note="these kit repositories hold images but no kit this cluster ever saw: if another cluster "
+                     "(a promotion target) uses this registry, set REFERENCE_KUBECONFIG or KEEP_IMAGES before "
+                     "deleting, or its images may be deleted")
+    return unowned, (f"The registry looks shared: {len(unowned)} kit repositories hold images no kit of this "
+                     "cluster ever owned; set REFERENCE_KUBECONFIG (or KEEP_IMAGES) before a deleting run.")
 
 
 def run_pass(
@@ -173,21 +184,26 @@ async def _pass(
     log.info("run_started", version=__version__, dry_run=settings.dry_run, registry=targets.host,
              organizations=list(targets.organizations), min_age=str(settings.min_age),
              prune_kits=settings.prune_kits, max_deletions=settings.max_deletions,
-             registry_plain_http=targets.insecure)
+             registry_plain_http=targets.insecure, registry_from=reader.registry_origin(settings.registry_address))
     state_store = StateStore(api_client, *settings.state_configmap, timeout=kube_timeout)
     state = await asyncio.to_thread(state_store.load)
     started = datetime.now(UTC)
+    # Scope follows the kits: those the cluster shows now, and those the state remembers.
+    kits_now = await asyncio.to_thread(kit_repository_names, reader)
+    scope = Scope(targets.organizations, kits_now | state.kits_seen)
     store = open_store(settings, targets)
     try:
         # The registry FIRST, the cluster after (see the module docstring).
-        inventory = await scan(store, targets.organizations, progress=progress,
-                               known_repositories=lambda: asyncio.to_thread(_kit_repositories, reader, targets))
-        inventory, tracked = await include_remembered(store, inventory, state_store.remembered(),
-                                                      targets.organizations)
-        cluster = await asyncio.to_thread(reader.snapshot)
+        inventory = await scan(store, scope, progress=progress, known_repositories=tuple(
+            f"{org}/{name}" for org in scope.organizations for name in sorted(kits_now)))
+        inventory, tracked = await include_remembered(store, inventory, state_store.remembered(), scope)
+        cluster = await read_everywhere(reader, settings.reference_kubeconfig, page_size=settings.kube_page_size,
+                                        timeout=kube_timeout, log=log)
         out.inventory, out.cluster = inventory, cluster
         guards.check_references(cluster)
-        policy = Policy(targets.organizations, settings.min_age, settings.prune_kits, settings.max_deletions)
+        out.unowned, out.shared_warning = _unowned(settings, inventory, cluster, state, log)
+        policy = Policy(targets.organizations, settings.min_age, settings.prune_kits, settings.max_deletions,
+                        keep=settings.keep_images, kit_repositories=scope.kit_repositories)
         planner = Planner(inventory, policy, state, now or datetime.now(UTC), started)
         out.plan = planner(cluster)
         guards.check_wrong_cluster(out.plan, cluster, allow=settings.allow_empty_cluster)
@@ -277,6 +293,8 @@ def _summary(out: PassResult, settings: Settings, started: float, duration: floa
         bytes_reclaimable=reclaim,
         registry_errors=len(out.inventory.problems) if out.inventory else 0,
         attachments_scanned=c.get("attachments_scanned", 0),
+        clusters_read=1 + len(out.cluster.clusters) if out.cluster is not None else 0,
+        unowned_repositories=len(out.unowned),
         attachments_deleted=_attachments_deleted(out.plan, deleted_keys),
         deletion_disabled=bool(res and res.deletion_disabled),
         message=message,

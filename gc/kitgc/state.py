@@ -51,27 +51,30 @@ def _to_epoch(when: datetime) -> int:
 def encode(state: State, limit: int = MAX_BYTES) -> dict[str, Any]:
     """``{"binaryData": …, "data": …}`` for the ConfigMap; the newest entries go if over ``limit``."""
     entries = sorted(((_to_epoch(t), k) for k, t in state.first_seen.items()), key=lambda e: (e[0], e[1]))
-    out = _encode(entries)
+    kits = sorted(state.kits_seen)
+    out = _encode(entries, kits)
     if _size(out) <= limit:
         return out
     lo, hi = 0, len(entries)  # binary search: how many of the oldest entries fit
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _size(_encode(entries[:mid])) <= limit:
+        if _size(_encode(entries[:mid], kits)) <= limit:
             lo = mid
         else:
             hi = mid - 1
     log.warning("state_truncated", kept=lo, dropped=len(entries) - lo,
                 note="the newest first-seen times were dropped; those images wait longer")
-    return _encode(entries[:lo])
+    return _encode(entries[:lo], kits)
 
 
-def _encode(entries: list[tuple[int, str]]) -> dict[str, Any]:
+def _encode(entries: list[tuple[int, str]], kits: list[str]) -> dict[str, Any]:
     repos: dict[str, dict[str, int]] = {}
     for epoch, key in entries:
         repo, _, digest = key.rpartition("@")  # a key without "@" (not from state_key) goes under ""
         repos.setdefault(repo, {})[digest] = epoch
-    doc = {"format": FORMAT, "repositories": repos}
+    doc: dict[str, Any] = {"format": FORMAT, "repositories": repos}
+    if kits:
+        doc["kits"] = kits  # an optional key: readers of the same format without it ignore it
     raw = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
     blob = base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii")
     return {"binaryData": {DATA_KEY: blob}, "data": {"format": FORMAT, "entries": str(len(entries))}}
@@ -105,7 +108,10 @@ def decode(configmap: dict[str, Any]) -> State:
             if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
                 raise StateUnreadable(f"{DATA_KEY}: {ManifestKey(repo, digest)} has no valid time")
             first_seen[str(ManifestKey(repo, digest)) if repo else digest] = datetime.fromtimestamp(epoch, UTC)
-    return State(first_seen)
+    kits = doc.get("kits", [])
+    if not isinstance(kits, list) or not all(isinstance(k, str) for k in kits):
+        raise StateUnreadable(f"{DATA_KEY}: 'kits' is not a list of repository names")
+    return State(first_seen, kits_seen=frozenset(kits))
 
 
 def merge(ours: State, theirs: State) -> State:
@@ -115,7 +121,8 @@ def merge(ours: State, theirs: State) -> State:
     must lose its time, or it would look old the day it is unreferenced again); the other
     writer's earlier observation of the same manifest is real evidence, so it is kept.
     """
-    return State({k: min(t, theirs.first_seen.get(k, t)) for k, t in ours.first_seen.items()})
+    return State({k: min(t, theirs.first_seen.get(k, t)) for k, t in ours.first_seen.items()},
+                 kits_seen=ours.kits_seen | theirs.kits_seen)
 
 
 class StateStore:

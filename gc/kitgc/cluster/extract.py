@@ -26,6 +26,7 @@ from typing import Any
 
 from kitgc import imageref
 from kitgc.cluster import sources as S
+from kitgc.cluster import traits
 from kitgc.cluster.objects import object_ref, owner_ref, source_kind
 from kitgc.imageref import ImageRef, InvalidReference
 from kitgc.model import Kit, KitUse, ObjectRef, Reference, UnparsableReference
@@ -140,7 +141,8 @@ def pod(obj: dict[str, Any], kind: str = source_kind(S.PODS)) -> Found:
 
 
 def workload(kind: str) -> Callable[[dict[str, Any]], Found]:
-    """Deployment, ReplicaSet, StatefulSet, DaemonSet, Job: ``spec.template.spec``."""
+    """Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, ReplicationController, Knative
+    Service and Configuration: ``spec.template.spec``."""
 
     def extract(obj: dict[str, Any]) -> Found:
         found, src = _begin(kind, obj)
@@ -157,12 +159,6 @@ def cronjob(obj: dict[str, Any]) -> Found:
     return found
 
 
-def knative_service(obj: dict[str, Any]) -> Found:
-    found, src = _begin(source_kind(S.KNATIVE_SERVICES), obj)
-    pod_spec(found, _get(obj, "spec", "template", "spec"), src, "spec.template.spec")
-    return found
-
-
 def knative_revision(obj: dict[str, Any]) -> Found:
     """A Revision keeps its image even when scaled to zero; ``imageDigest`` is the resolved one."""
     found, src = _begin(source_kind(S.KNATIVE_REVISIONS), obj)
@@ -175,9 +171,9 @@ def knative_revision(obj: dict[str, Any]) -> Found:
 def integration(obj: dict[str, Any]) -> Found:
     found, src = _begin(source_kind(S.INTEGRATIONS), obj)
     found.image(_get(obj, "status", "image"), src, "status.image")
-    found.image(_get(obj, "spec", "traits", "container", "image"), src, "spec.traits.container.image")
-    found.image(_get(obj, "spec", "traits", "container", "configuration", "image"), src,
-                "spec.traits.container.configuration.image")
+    # up to Camel K 2.3 a Pipe's trait annotations are copied onto its Integration, where they apply
+    for path, value in (*traits.container_images(obj, "spec", "traits"), *traits.annotation_images(obj)):
+        found.image(value, src, path)
     own_ns = src.namespace or ""
     for path in ("status", "spec"):
         kit = _get(obj, path, "integrationKit")
@@ -187,6 +183,19 @@ def integration(obj: dict[str, Any]) -> Found:
     if isinstance(old, str) and old:
         found.kit_uses.append(KitUse(src, own_ns, old))
     return found
+
+
+def binding(kind: str) -> Callable[[dict[str, Any]], Found]:
+    """Pipe, KameletBinding: the container trait's image of the Integration they create, in
+    every form Camel K stores it (see :mod:`kitgc.cluster.traits`)."""
+
+    def extract(obj: dict[str, Any]) -> Found:
+        found, src = _begin(kind, obj)
+        for path, value in traits.binding_images(obj):
+            found.image(value, src, path)
+        return found
+
+    return extract
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -267,9 +276,13 @@ EXTRACTORS: dict[S.Source, Callable[[dict[str, Any]], Found]] = {
     S.DAEMONSETS: workload(source_kind(S.DAEMONSETS)),
     S.JOBS: workload(source_kind(S.JOBS)),
     S.CRONJOBS: cronjob,
-    S.KNATIVE_SERVICES: knative_service,
+    S.REPLICATION_CONTROLLERS: workload(source_kind(S.REPLICATION_CONTROLLERS)),
+    S.KNATIVE_SERVICES: workload(source_kind(S.KNATIVE_SERVICES)),
+    S.KNATIVE_CONFIGURATIONS: workload(source_kind(S.KNATIVE_CONFIGURATIONS)),
     S.KNATIVE_REVISIONS: knative_revision,
     S.INTEGRATIONS: integration,
+    S.PIPES: binding(source_kind(S.PIPES)),
+    S.KAMELET_BINDINGS: binding(source_kind(S.KAMELET_BINDINGS)),
     S.INTEGRATION_PLATFORMS: platform_like(source_kind(S.INTEGRATION_PLATFORMS)),
     S.INTEGRATION_PROFILES: platform_like(source_kind(S.INTEGRATION_PROFILES)),
     S.BUILDS: build,

@@ -38,6 +38,8 @@ def merge_snapshots(first: ClusterSnapshot, *later: ClusterSnapshot) -> ClusterS
         integrations=max(s.integrations for s in snaps),
         objects_read=max(s.objects_read for s in snaps),
         owners=_first_owners(s.owners for s in snaps),
+        foreign_kits=_union(s.foreign_kits for s in snaps),
+        clusters=_union(s.clusters for s in snaps),
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 
 from kitgc.cluster import sources as S
+from kitgc.cluster.traits import CONTAINER_IMAGE_ANNOTATION
 
 
 class _Part(msgspec.Struct, omit_defaults=True):
@@ -42,6 +43,16 @@ class _Meta(_Part):
     namespace: Any = None
     # An entry that is not an object fails the page, which is then decoded in full.
     ownerReferences: list[_OwnerReference] | None = None
+
+
+class _TraitAnnotations(_Part):
+    """Only the one annotation extraction reads; a map that is not an object fails the page."""
+
+    container_image: Any = msgspec.field(default=None, name=CONTAINER_IMAGE_ANNOTATION)
+
+
+class _AnnotatedMeta(_Meta):
+    annotations: _TraitAnnotations | None = None
 
 
 class _KitMeta(_Meta):
@@ -90,7 +101,8 @@ class _TemplateSpec(_Part):
 
 
 class _Workload(_Part):
-    """Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, Knative Service: spec.template.spec."""
+    """Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, ReplicationController, Knative
+    Service and Configuration: spec.template.spec."""
 
     metadata: _Meta | None = None
     spec: _TemplateSpec | None = None
@@ -134,13 +146,29 @@ class _IntegrationSpec(_Part):
     kit: Any = None
 
 
+class _IntegrationSpecTraits(_Part):
+    traits: _Traits | None = None
+
+
+class _BindingSpec(_Part):
+    traits: _Traits | None = None
+    integration: _IntegrationSpecTraits | None = None
+
+
+class _Binding(_Part):
+    """Pipe, KameletBinding: the trait annotation, spec.traits, spec.integration.traits."""
+
+    metadata: _AnnotatedMeta | None = None
+    spec: _BindingSpec | None = None
+
+
 class _IntegrationStatus(_Part):
     image: Any = None
     integrationKit: Any = None
 
 
 class _Integration(_Part):
-    metadata: _Meta | None = None
+    metadata: _AnnotatedMeta | None = None
     spec: _IntegrationSpec | None = None
     status: _IntegrationStatus | None = None
 
@@ -182,9 +210,13 @@ _DECODERS: dict[S.Source, msgspec.json.Decoder[Any]] = {
     S.DAEMONSETS: _decoder(_Workload),
     S.JOBS: _decoder(_Workload),
     S.CRONJOBS: _decoder(_CronJob),
+    S.REPLICATION_CONTROLLERS: _decoder(_Workload),
     S.KNATIVE_SERVICES: _decoder(_Workload),
+    S.KNATIVE_CONFIGURATIONS: _decoder(_Workload),
     S.KNATIVE_REVISIONS: _decoder(_Revision),
     S.INTEGRATIONS: _decoder(_Integration),
+    S.PIPES: _decoder(_Binding),
+    S.KAMELET_BINDINGS: _decoder(_Binding),
     S.INTEGRATION_KITS: _decoder(_IntegrationKit),
 }
 

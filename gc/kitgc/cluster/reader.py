@@ -4,8 +4,8 @@ A reference that is missed can delete an image that is in use, so a source that 
 read to the end raises :class:`SourceUnavailable` (exit 3) naming it, in one line. What
 is transient (5xx, 429, timeouts, resets) is retried with backoff; an expired continue
 token restarts that source's list from the beginning, so that what one source contributes
-always comes from one consistent list. Only optional APIs (Knative, IntegrationProfiles)
-may be absent, and only when API discovery says so.
+always comes from one consistent list. Only optional APIs (Knative, IntegrationProfiles,
+Pipes, KameletBindings) may be absent, and only when API discovery says so.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 import kubernetes
 import structlog
 
+from kitgc.cluster import discovery
 from kitgc.cluster import sources as S
-from kitgc.cluster.discovery import PlatformRegistry, registries
 from kitgc.cluster.extract import Found, extract
 from kitgc.cluster.projection import decode_page
 from kitgc.errors import KubernetesError, SourceUnavailable
@@ -86,6 +86,7 @@ class ClusterReader:
         self.sources = sources
         self._lock = threading.Lock()
         self._stats: dict[str, Any] = {"objects": {}, "pages": 0, "relists": 0, "skipped": []}
+        self._registries: list[discovery.PlatformRegistry] = []  # what platform_registries() found last
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -99,10 +100,11 @@ class ClusterReader:
     # --- lists -------------------------------------------------------------------------
 
     def _pages(self, source: S.Source, stop: threading.Event | None = None,
-               projected: bool = False) -> Iterator[tuple[int, list[Any]]]:
+               projected: bool = False, selector: str | None = None) -> Iterator[tuple[int, list[Any]]]:
         """(attempt, items) page by page; ``attempt`` grows when the list restarts after a 410.
 
         ``projected``: items carry only what extraction reads (see :mod:`kitgc.cluster.projection`).
+        ``selector``: a label selector.
         """
         token: str | None = None
         attempt = pages = 0
@@ -113,6 +115,8 @@ class ClusterReader:
             if pages > MAX_PAGES:
                 raise _unavailable(source, f"more than {MAX_PAGES} pages; refusing to read on")
             query: list[tuple[str, Any]] = [("limit", self.page_size)]
+            if selector:
+                query.append(("labelSelector", selector))
             if token:
                 query.append(("continue", token))
             resp = self._get(source, query)
@@ -165,11 +169,11 @@ class ClusterReader:
         for _attempt, items in self._pages(source):
             yield from items
 
-    def _list_all(self, source: S.Source) -> list[dict[str, Any]]:
+    def _list_all(self, source: S.Source, selector: str | None = None) -> list[dict[str, Any]]:
         """The complete list from one consistent listing (small sources only)."""
         out: list[dict[str, Any]] = []
         current = 0
-        for attempt, items in self._pages(source):
+        for attempt, items in self._pages(source, selector=selector):
             if attempt != current:
                 out, current = [], attempt
             out += items
@@ -263,11 +267,20 @@ class ClusterReader:
 
     # --- platforms and writes ----------------------------------------------------------
 
-    def platform_registries(self) -> list[PlatformRegistry]:
-        """Registries named by IntegrationPlatforms and (when served) IntegrationProfiles."""
+    def platform_registries(self) -> list[discovery.PlatformRegistry]:
+        """Registries named by IntegrationPlatforms and (when served) IntegrationProfiles; when
+        no platform names an address, by the Camel K operator Deployments' environment too."""
         platforms = self._list_all(S.INTEGRATION_PLATFORMS)
         profiles = self._list_all(S.INTEGRATION_PROFILES) if self.served(S.INTEGRATION_PROFILES) else []
-        return registries(platforms, profiles)
+        found = discovery.registries(platforms, profiles)
+        if not discovery.platform_names_address(found):
+            found += discovery.operator_registries(self._list_all(S.DEPLOYMENTS, selector=discovery.OPERATOR_SELECTOR))
+        self._registries = found
+        return found
+
+    def registry_origin(self, address: str | None) -> str:
+        """Where the registry address came from (``address``: REGISTRY_ADDRESS), for the log."""
+        return discovery.registry_origin(self._registries, address)
 
     def delete_kit(self, namespace: str, name: str) -> bool:
         """DELETE one IntegrationKit; False when it was already gone."""

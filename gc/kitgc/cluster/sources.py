@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Source:
-    """A resource listed cluster-wide. ``optional`` APIs (Knative) may be absent."""
+    """A resource listed cluster-wide. ``optional`` APIs (Knative, Pipes, KameletBindings) may be absent."""
 
     group: str  # "" for the core group
     version: str
@@ -43,9 +43,13 @@ STATEFULSETS = Source("apps", "v1", "statefulsets", "StatefulSet")
 DAEMONSETS = Source("apps", "v1", "daemonsets", "DaemonSet")
 JOBS = Source("batch", "v1", "jobs", "Job")
 CRONJOBS = Source("batch", "v1", "cronjobs", "CronJob")
+REPLICATION_CONTROLLERS = Source("", "v1", "replicationcontrollers", "ReplicationController")
 KNATIVE_SERVICES = Source(KNATIVE, "v1", "services", "Service", optional=True)
+KNATIVE_CONFIGURATIONS = Source(KNATIVE, "v1", "configurations", "Configuration", optional=True)
 KNATIVE_REVISIONS = Source(KNATIVE, "v1", "revisions", "Revision", optional=True)
 INTEGRATIONS = Source(CAMEL, "v1", "integrations", "Integration")
+PIPES = Source(CAMEL, "v1", "pipes", "Pipe", optional=True)  # Camel K >= 2.0
+KAMELET_BINDINGS = Source(CAMEL, "v1alpha1", "kameletbindings", "KameletBinding", optional=True)  # 1.x to 2.5
 INTEGRATION_KITS = Source(CAMEL, "v1", "integrationkits", "IntegrationKit")
 INTEGRATION_PLATFORMS = Source(CAMEL, "v1", "integrationplatforms", "IntegrationPlatform")
 INTEGRATION_PROFILES = Source(CAMEL, "v1", "integrationprofiles", "IntegrationProfile", optional=True)
@@ -61,9 +65,13 @@ SOURCES: tuple[Source, ...] = (
     DAEMONSETS,
     JOBS,
     CRONJOBS,
+    REPLICATION_CONTROLLERS,
     KNATIVE_SERVICES,
+    KNATIVE_CONFIGURATIONS,
     KNATIVE_REVISIONS,
     INTEGRATIONS,
+    PIPES,
+    KAMELET_BINDINGS,
     INTEGRATION_KITS,
     INTEGRATION_PLATFORMS,
     INTEGRATION_PROFILES,

@@ -16,7 +16,7 @@ from datetime import datetime
 from kitgc.identity import KitKey, last_segment
 from kitgc.imageref import ImageRef
 from kitgc.model import PRUNABLE_KIT_TYPES, Action, Kit, KitDecision, KitUse, ObjectRef, Policy, Reference
-from kitgc.plan.protect import Subjects, TagResolver
+from kitgc.plan.protect import Keeper, Subjects, TagResolver
 from kitgc.plan.reasons import Reason, ReasonKind, Subject
 
 
@@ -76,11 +76,15 @@ def decide_kits(
     policy: Policy,
     now: datetime,
     owners: Mapping[ObjectRef, ObjectRef] | None = None,
+    anchors: Sequence[Kit] = (),
+    keeper: Keeper | None = None,
 ) -> tuple[KitDecision, ...]:
     """One decision per kit, sorted by namespace and name.
 
     ``references`` must not contain the kits' own images (a kit would keep itself).
     ``owners`` (child -> owner) gives the subjects of reasons their owner chains.
+    ``anchors`` are kits that stay whatever happens (other clusters' kits): the kits they
+    build on stay too. ``keeper`` keeps a kit whose own image matches KEEP_IMAGES.
     """
     groups: dict[KitKey, list[Kit]] = defaultdict(list)
     for kit in kits:
@@ -95,6 +99,8 @@ def decide_kits(
         group = groups[key]
         for kit in group:
             reason = _keep_reason(kit, policy, now)
+            if reason is None and keeper is not None:
+                reason = keeper.kit(kit, resolver)
             if reason is None and len(group) > 1:
                 reason = Reason(ReasonKind.LISTED_TWICE)
             if reason is None:
@@ -104,7 +110,7 @@ def decide_kits(
             else:
                 decisions[kit] = KitDecision(kit, Action.KEEP, reason)
 
-    remaining = _keep_what_staying_kits_build_on(decisions, candidates, images, resolver)
+    remaining = _keep_what_staying_kits_build_on(decisions, candidates, images, resolver, anchors)
     for kit in remaining:
         decisions[kit] = KitDecision(kit, Action.DELETE, Reason(ReasonKind.UNUSED, age=now - kit.created))
     return tuple(decisions[kit] for key in sorted(groups) for kit in groups[key])
@@ -141,7 +147,7 @@ class _Holders:
 
 def _keep_what_staying_kits_build_on(
     decisions: dict[Kit, KitDecision], candidates: Sequence[Kit], images: dict[Kit, _KitImages],
-    resolver: TagResolver,
+    resolver: TagResolver, anchors: Sequence[Kit] = (),
 ) -> set[Kit]:
     """The fixed point: every staying kit, in a fixed order, keeps the candidates it builds on.
 
@@ -154,7 +160,7 @@ def _keep_what_staying_kits_build_on(
         for digest in sorted(images[kit].digests):
             by_image[digest].append(kit)
     remaining = set(candidates)
-    queue = deque(sorted(decisions, key=kit_key))
+    queue = deque([*sorted(decisions, key=kit_key), *sorted(anchors, key=lambda k: (k.cluster, *k.key))])
     while queue and remaining:
         staying = queue.popleft()
         for label, base, field in ((ReasonKind.BASE_OF_KIT, staying.base_image, "status.baseImage"),

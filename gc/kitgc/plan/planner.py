@@ -6,7 +6,8 @@ the order of safety:
 
 1. kit decisions (:mod:`kitgc.plan.kits`), since a staying kit protects its images;
 2. protection (:mod:`kitgc.plan.protect`): references, staying kits' images, building kits'
-   repositories, children of kept indexes, and repositories not read completely;
+   repositories, KEEP_IMAGES patterns, children of kept indexes, and repositories not read
+   completely;
 3. the rest are candidates; the age evidence (the kit's ``creationTimestamp``, else the
    first-seen state, else "now") decides whether they are old enough;
 4. at most MAX_DELETIONS of the oldest are deleted, the rest deferred; finally no child is
@@ -28,7 +29,6 @@ from kitgc.model import (
     Action,
     ClusterSnapshot,
     Inventory,
-    Kit,
     KitDecision,
     Manifest,
     ManifestDecision,
@@ -39,9 +39,10 @@ from kitgc.model import (
     state_key,
 )
 from kitgc.plan.attached import Attachments
+from kitgc.plan.evidence import Evidence, Going
 from kitgc.plan.kits import decide_kits
-from kitgc.plan.protect import TagResolver, protect
-from kitgc.plan.reasons import Reason, ReasonKind, Subject
+from kitgc.plan.protect import Keeper, TagResolver, protect, referenced_keys
+from kitgc.plan.reasons import Reason, ReasonKind
 from kitgc.scope import in_scope
 
 
@@ -53,25 +54,27 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     """
     manifests = _in_scope_manifests(inventory, policy)
     resolver = TagResolver(inventory.manifests)
+    keeper = Keeper(policy.keep, inventory.registry, manifests)  # KEEP_IMAGES
     references = _foreign_references(cluster)
     hold = _hold_reason(cluster)
 
-    kits = decide_kits(cluster.kits, cluster.kit_uses, references, resolver, policy, now, cluster.owners)
+    kits = decide_kits(cluster.kits, cluster.kit_uses, references, resolver, policy, now, cluster.owners,
+                       anchors=cluster.foreign_kits, keeper=keeper)
     if hold:
         kits = tuple(
             KitDecision(d.kit, Action.KEEP, Reason(ReasonKind.KIT_HELD, message=hold))
             if d.action is Action.DELETE else d for d in kits
         )
-    staying = [d.kit for d in kits if d.action is not Action.DELETE]
+    staying = [d.kit for d in kits if d.action is not Action.DELETE] + list(cluster.foreign_kits)
     deleted = [d.kit for d in kits if d.action is Action.DELETE]
 
-    protected = protect(manifests, references, staying, resolver, cluster.owners)
+    protected = protect(manifests, references, staying, resolver, cluster.owners, keeper)
     decisions, candidates = _kept(manifests, protected, _problems(inventory))
     attachments = Attachments(manifests)  # decided by their image, not on their own
     candidates = [m for m in candidates if m.key not in attachments.bound]
-    evidence = _Evidence(cluster.kits, state, now)
+    evidence = Evidence(cluster.kits, state, now)
     eligible = _old_enough(candidates, evidence, policy, now, decisions)
-    _allot(eligible, evidence, policy, now, hold, _Going(deleted), decisions, attachments)
+    _allot(eligible, evidence, policy, now, hold, Going(deleted), decisions, attachments)
     by_key = {m.key: m for m in manifests}
     for _ in range(_SETTLE_ROUNDS):  # an image kept as an index child takes its attachments along
         before = {key: d.action for key, d in decisions.items()}
@@ -88,10 +91,13 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
         if m.key not in protected:
             key = state_key(m.repository, m.digest)
             first_seen[key] = min(state.first_seen.get(key, now), evidence.since(m))
+    # Kits seen are remembered while their repository still holds images (scope, ownership).
+    holding = {last_segment(m.repository) for m in manifests if decisions[m.key].action is not Action.DELETE}
+    kits_seen = (state.kits_seen | {k.repository_name for k in cluster.kits}) & holding
     return Plan(
         manifests=tuple(decisions[m.key] for m in manifests),
         kits=kits,
-        state=State(first_seen=dict(sorted(first_seen.items()))),
+        state=State(first_seen=dict(sorted(first_seen.items())), kits_seen=frozenset(kits_seen)),
     )
 
 
@@ -103,19 +109,20 @@ def _kept(
     manifests: Sequence[Manifest], protected: dict[ManifestKey, list[Reason]], problems: dict[str, list[Reason]]
 ) -> tuple[Decisions, list[Manifest]]:
     """Decisions for what is protected or in a repository not read completely; the rest."""
+    referenced = referenced_keys(protected)  # what the cluster refers to, not KEEP_IMAGES
     decisions: Decisions = {}
     candidates: list[Manifest] = []
     for m in manifests:
         reasons = [*protected.get(m.key, []), *problems.get(m.repository, [])]
         if reasons:
-            decisions[m.key] = ManifestDecision(m, Action.KEEP, tuple(reasons), referenced=m.key in protected)
+            decisions[m.key] = ManifestDecision(m, Action.KEEP, tuple(reasons), referenced=m.key in referenced)
         else:
             candidates.append(m)
     return decisions, candidates
 
 
 def _old_enough(
-    candidates: Sequence[Manifest], evidence: _Evidence, policy: Policy, now: datetime, decisions: Decisions
+    candidates: Sequence[Manifest], evidence: Evidence, policy: Policy, now: datetime, decisions: Decisions
 ) -> list[tuple[datetime, Manifest]]:
     """Candidates at least MIN_AGE old, oldest first; the younger ones are decided as kept."""
     eligible: list[tuple[datetime, Manifest]] = []
@@ -132,8 +139,8 @@ def _old_enough(
 
 
 def _allot(
-    eligible: Sequence[tuple[datetime, Manifest]], evidence: _Evidence, policy: Policy, now: datetime, hold: str,
-    going: _Going, decisions: Decisions, attachments: Attachments,
+    eligible: Sequence[tuple[datetime, Manifest]], evidence: Evidence, policy: Policy, now: datetime, hold: str,
+    going: Going, decisions: Decisions, attachments: Attachments,
 ) -> None:
     """The oldest MAX_DELETIONS are deleted, the rest deferred (all of them on hold).
 
@@ -166,7 +173,7 @@ def _in_scope_manifests(inventory: Inventory, policy: Policy) -> list[Manifest]:
     """
     merged: dict[ManifestKey, Manifest] = {}
     for m in inventory.manifests:
-        if not in_scope(m.repository, policy.organizations):
+        if not in_scope(m.repository, policy.organizations, policy.kit_repositories):
             continue
         seen = merged.get(m.key)
         if seen is None:
@@ -188,12 +195,8 @@ def _foreign_references(cluster: ClusterSnapshot) -> list[Reference]:
     those of kits in the snapshot are left to the kit decisions; a reference from a kit the
     snapshot does not list stays an ordinary reference (the safe side).
     """
-    known = {(k.namespace, k.name) for k in cluster.kits}
-    return [
-        r
-        for r in cluster.references
-        if not (r.source.kind == "IntegrationKit" and (r.source.namespace, r.source.name) in known)
-    ]
+    known = {k.ref for k in cluster.kits}  # local kits: a kit of another cluster is never one of them
+    return [r for r in cluster.references if not (r.source.kind == "IntegrationKit" and r.source in known)]
 
 
 def _hold_reason(cluster: ClusterSnapshot) -> str:
@@ -216,64 +219,6 @@ def _problems(inventory: Inventory) -> dict[str, list[Reason]]:
     for p in inventory.problems:
         found[p.repository].add(Reason(ReasonKind.READ_PROBLEM, message=p.message, tag=p.tag))
     return {repo: sorted(reasons, key=str) for repo, reasons in found.items()}
-
-
-class _Going:
-    """The kits deleted in this run, and which manifests belong to them.
-
-    A manifest belongs to a kit when it is the kit's image (by digest) or sits in the kit's
-    repository. The executor keeps a manifest whose kit could not be deleted: the kit
-    would otherwise point at an image that is gone.
-    """
-
-    def __init__(self, kits: Sequence[Kit]) -> None:
-        self._by_name: dict[str, list[Kit]] = defaultdict(list)
-        self._by_digest: dict[str, list[Kit]] = defaultdict(list)
-        for kit in sorted(kits, key=lambda k: k.key):
-            self._by_name[kit.repository_name].append(kit)
-            if kit.image is not None and kit.image.digest:
-                self._by_digest[kit.image.digest].append(kit)
-
-    def subjects(self, m: Manifest) -> tuple[Subject, ...]:
-        """The kits of ``m``'s repository, for the reason ("… is being deleted")."""
-        return tuple(Subject(k.ref) for k in self._by_name.get(last_segment(m.repository), ()))
-
-    def owners(self, m: Manifest) -> tuple[KitKey, ...]:
-        kits = [*self._by_name.get(last_segment(m.repository), ()), *self._by_digest.get(m.digest, ())]
-        return tuple(sorted({k.key for k in kits}))
-
-
-class _Evidence:
-    """The best evidence of how long an unreferenced manifest has been unreferenced.
-
-    The youngest kit pushing to the repository (several kits of one name in different
-    namespaces share a repository; the youngest is the safe choice), else the first-seen
-    state, else now: a manifest never seen before starts its grace period today.
-    """
-
-    def __init__(self, kits: Sequence[Kit], state: State, now: datetime) -> None:
-        self._kits: dict[str, Kit] = {}
-        for kit in sorted(kits, key=lambda k: (k.namespace, k.name)):
-            seen = self._kits.get(kit.repository_name)
-            if seen is None or kit.created > seen.created:
-                self._kits[kit.repository_name] = kit
-        self._state = state
-        self._now = now
-
-    def since(self, m: Manifest) -> datetime:
-        kit = self._kits.get(last_segment(m.repository))
-        if kit is not None:
-            return kit.created
-        return self._state.first_seen.get(state_key(m.repository, m.digest), self._now)
-
-    def reason(self, m: Manifest) -> Reason:
-        kit = self._kits.get(last_segment(m.repository))
-        if kit is not None:
-            return Reason(ReasonKind.AGE_FROM_KIT, (Subject(kit.ref, "metadata.creationTimestamp"),), since=kit.created)
-        seen = self._state.first_seen.get(state_key(m.repository, m.digest))
-        if seen is not None:
-            return Reason(ReasonKind.AGE_FROM_STATE, since=seen)
-        return Reason(ReasonKind.AGE_FROM_THIS_RUN)
 
 
 def _keep_children_of_staying_indexes(

@@ -5,7 +5,9 @@ whatever host the reference was written with: pods may pull through a mirror, a 
 second address of the same registry, so a host or path mismatch must never unprotect an
 image. A tag is resolved to the digest it points at *now* in the inventory. A building
 kit protects its whole repository (its image is being pushed and nothing names it yet),
-and a kept index keeps its children, because deleting a child breaks the index.
+and a kept index keeps its children, because deleting a child breaks the index. A manifest
+matching a KEEP_IMAGES pattern stays too (:class:`Keeper`), but only what the cluster refers
+to counts as referenced (:func:`referenced_keys`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from kitgc.identity import ManifestKey, last_segment
 from kitgc.imageref import ImageRef
+from kitgc.keep import KeepPattern, first_match
 from kitgc.model import Kit, Manifest, ObjectRef, Reference
-from kitgc.plan.reasons import Reason, ReasonKind, Subject, owner_chain, sort_reasons
+from kitgc.plan.reasons import PROTECTING, Reason, ReasonKind, Subject, owner_chain, sort_reasons
 
 
 class TagResolver:
@@ -72,17 +75,61 @@ def kit_images(kit: Kit) -> list[tuple[ReasonKind, str, ImageRef]]:
     return [(kind, path, ref) for kind, attr, path in _KIT_FIELDS if (ref := getattr(kit, attr)) is not None]
 
 
+class Keeper:
+    """KEEP_IMAGES over one inventory: the manifests and the kits the operator keeps.
+
+    Patterns with a host compare it with ``registry``, the host the inventory was read from.
+    """
+
+    def __init__(self, patterns: Sequence[KeepPattern], registry: str, manifests: Iterable[Manifest]) -> None:
+        self._patterns = tuple(patterns)
+        self._registry = registry
+        self._manifests = {m.key: m for m in manifests} if self._patterns else {}
+
+    def manifest(self, m: Manifest) -> Reason | None:
+        """``kept by KEEP_IMAGES (pattern …)`` when ``m`` matches a pattern."""
+        return self._reason(self._registry, m.repository, m.tags, m.digest)
+
+    def kit(self, kit: Kit, resolver: TagResolver) -> Reason | None:
+        """The same reason for a kit whose own image (status.image, spec.image) matches.
+
+        The image matches as written, or as the inventory's manifest it names (on the
+        inventory's host, with that manifest's tags and digest), whichever host it was
+        written with.
+        """
+        for ref in (kit.image, kit.spec_image) if self._patterns else ():
+            if ref is None:
+                continue
+            tags = (ref.tag,) if ref.tag else () if ref.digest else (ref.effective_tag,)
+            reason = self._reason(ref.registry, ref.repository, tags, ref.digest or "")
+            for digest in resolver.digests(ref):
+                m = self._manifests.get(ManifestKey(ref.repository, digest))
+                if reason is None and m is not None:
+                    reason = self.manifest(m)
+            if reason is not None:
+                return reason
+        return None
+
+    def _reason(self, host: str, repository: str, tags: Iterable[str], digest: str) -> Reason | None:
+        if not self._patterns:
+            return None
+        found = first_match(self._patterns, host, repository, tags, digest)
+        return Reason(ReasonKind.KEPT_BY_USER, message=found.text) if found is not None else None
+
+
 def protect(
     manifests: Sequence[Manifest],
     references: Sequence[Reference],
     staying: Sequence[Kit],
     resolver: TagResolver,
     owners: Mapping[ObjectRef, ObjectRef] | None = None,
+    keeper: Keeper | None = None,
 ) -> dict[ManifestKey, list[Reason]]:
     """Reasons each protected manifest must stay, headline first; unprotected ones are absent.
 
     ``manifests`` are the in-scope manifests, ``references`` the cluster's references
-    (without the kits' own, which ``staying`` carries once kit decisions are made).
+    (without the kits' own, which ``staying`` carries once kit decisions are made);
+    ``keeper`` adds KEEP_IMAGES.
     """
     subjects = Subjects(owners or {})
     by_digest: dict[str, set[Reason]] = defaultdict(set)
@@ -105,6 +152,9 @@ def protect(
     found: dict[ManifestKey, set[Reason]] = {}
     for m in manifests:
         reasons = by_digest.get(m.digest, set()) | by_repo_name.get(last_segment(m.repository), set())
+        kept = keeper.manifest(m) if keeper is not None else None
+        if kept is not None:
+            reasons = reasons | {kept}
         if reasons:
             found[m.key] = reasons
 
@@ -122,3 +172,25 @@ def protect(
                 queue.append(child_key)
             found[child_key].add(Reason(ReasonKind.INDEX_CHILD, index=index.key))
     return {key: sort_reasons(reasons) for key, reasons in found.items()}
+
+
+def referenced_keys(protected: Mapping[ManifestKey, Sequence[Reason]]) -> set[ManifestKey]:
+    """The protected manifests something in the cluster refers to (kitgc_manifests_referenced).
+
+    A reference, a staying kit or a building kit, or an index so referenced listing them;
+    KEEP_IMAGES alone, or an index kept by it alone, makes nothing referenced.
+    """
+    found = {key for key, reasons in protected.items()
+             if any(r.kind in PROTECTING and r.kind is not ReasonKind.INDEX_CHILD for r in reasons)}
+    children: dict[ManifestKey, list[ManifestKey]] = defaultdict(list)
+    for key, reasons in protected.items():
+        for r in reasons:
+            if r.kind is ReasonKind.INDEX_CHILD and r.index is not None:
+                children[r.index].append(key)
+    queue = deque(sorted(found))
+    while queue:
+        for child in children.get(queue.popleft(), ()):
+            if child not in found:
+                found.add(child)
+                queue.append(child)
+    return found

@@ -26,6 +26,7 @@ class ReasonKind(StrEnum):
 
     # A manifest is kept because ...
     REFERENCED = "referenced"  # a workload, Integration or Build names it (by digest or tag)
+    KEPT_BY_USER = "kept_by_user"  # it matches a KEEP_IMAGES pattern (``message``: the pattern)
     KIT_IMAGE = "kit_image"  # it is the image of a kit that stays
     BASE_IMAGE = "base_image"  # a kit that stays builds on it
     ROOT_IMAGE = "root_image"
@@ -56,6 +57,7 @@ class ReasonKind(StrEnum):
     KIT_TOO_YOUNG = "kit_too_young"
     LISTED_TWICE = "listed_twice"
     USED = "used"  # an Integration uses it
+    # KEPT_BY_USER too: its own image matches a KEEP_IMAGES pattern
     IMAGE_REFERENCED = "image_referenced"  # a workload names its image
     BASE_OF_KIT = "base_of_kit"  # a kit that stays builds on it
     ROOT_OF_KIT = "root_of_kit"
@@ -67,6 +69,7 @@ class ReasonKind(StrEnum):
 # Order in which a manifest's reasons are listed: the first is the headline.
 _RANK = {
     ReasonKind.REFERENCED: 0,
+    ReasonKind.KEPT_BY_USER: 0,
     ReasonKind.BASE_IMAGE: 1,
     ReasonKind.KIT_IMAGE: 1,
     ReasonKind.ROOT_IMAGE: 1,
@@ -76,8 +79,9 @@ _RANK = {
     ReasonKind.READ_PROBLEM: 4,
 }
 
-# Reasons that mean "something refers to this manifest" (kitgc_manifests_referenced).
-PROTECTING = frozenset(_RANK) - {ReasonKind.READ_PROBLEM, ReasonKind.ATTACHED_TO_KEPT}
+# Reasons that mean "something in the cluster refers to this manifest" (kitgc_manifests_referenced);
+# INDEX_CHILD only counts when its index is referenced (see protect.referenced_keys).
+PROTECTING = frozenset(_RANK) - {ReasonKind.READ_PROBLEM, ReasonKind.ATTACHED_TO_KEPT, ReasonKind.KEPT_BY_USER}
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ class Subject:
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.ref.kind, "namespace": self.ref.namespace, "name": self.ref.name}
+        if self.ref.cluster:
+            out["cluster"] = self.ref.cluster
         if self.field:
             out["field"] = self.field
         if self.chain:

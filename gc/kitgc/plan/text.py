@@ -84,7 +84,8 @@ class View:
         if self.own_kit is not None and ref.kind == "IntegrationKit" and ref.name == self.own_kit:
             return "its IntegrationKit"
         kind = FRIENDLY_KINDS.get(ref.kind, ref.kind) if self.friendly_kinds else ref.kind
-        return f"{kind} {ref.namespace}/{ref.name}" if ref.namespace else f"{kind} {ref.name}"
+        text = f"{kind} {ref.namespace}/{ref.name}" if ref.namespace else f"{kind} {ref.name}"
+        return f"{text} in cluster {ref.cluster}" if ref.cluster else text
 
 
 PLAIN = View()
@@ -138,6 +139,7 @@ def _problem(r: Reason, view: View) -> str:
 _K = ReasonKind
 _WORDING: dict[ReasonKind, Callable[[Reason, View], str]] = {
     _K.REFERENCED: _referenced,
+    _K.KEPT_BY_USER: lambda r, v: f"kept by KEEP_IMAGES (pattern {r.message})",
     _K.KIT_IMAGE: lambda r, v: f"image of {_first(r, v)}",
     _K.BASE_IMAGE: lambda r, v: f"base image of {_first(r, v)}",
     _K.ROOT_IMAGE: lambda r, v: f"root image of {_first(r, v)}",

@@ -43,6 +43,7 @@ _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
 # first), in the order the sentence lists them: (singular, plural).
 _CATEGORIES: dict[ReasonKind, tuple[str, str]] = {
     ReasonKind.REFERENCED: ("referenced", "referenced"),
+    ReasonKind.KEPT_BY_USER: ("kept by KEEP_IMAGES", "kept by KEEP_IMAGES"),
     ReasonKind.KIT_IMAGE: ("image of a kit that stays", "images of kits that stay"),
     ReasonKind.BASE_IMAGE: ("base image", "base images"),
     ReasonKind.ROOT_IMAGE: ("root image", "root images"),
@@ -119,6 +120,8 @@ def summary_sentence(out: PassResult) -> str:
         text += f" {_plural(s.delete_failures, 'deletion')} failed."
     if s.registry_errors:
         text += f" {_plural(s.registry_errors, 'repository or tag', 'repositories or tags')} could not be read."
+    if out.shared_warning:
+        text += f" {out.shared_warning}"
     if s.message:
         text += f" Stopped: {s.message}." if s.exit_code == 3 else f" {s.message}."
     return text

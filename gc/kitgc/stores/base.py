@@ -18,6 +18,7 @@ from typing import Protocol
 
 from kitgc.errors import RegistryError
 from kitgc.model import Manifest, RepositoryProblem
+from kitgc.scope import Scope
 
 # The repositories the cluster's kits name, asked for only when the store cannot list.
 KnownRepositories = tuple[str, ...] | Callable[[], Awaitable[tuple[str, ...]]]
@@ -63,9 +64,7 @@ class DeleteOutcome(StrEnum):
 
 
 class RepositoryLister(Protocol):
-    async def list_repositories(
-        self, organizations: tuple[str, ...], known: KnownRepositories = ()
-    ) -> RepositoryListing: ...
+    async def list_repositories(self, scope: Scope, known: KnownRepositories = ()) -> RepositoryListing: ...
 
 
 class RepositoryScanner(Protocol):

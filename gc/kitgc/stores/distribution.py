@@ -24,7 +24,7 @@ import structlog
 from kitgc.errors import DeletionDisabled, RegistryError
 from kitgc.model import Manifest, RepositoryProblem
 from kitgc.registry.client import FetchedManifest, RegistryClient
-from kitgc.scope import in_scope
+from kitgc.scope import Scope
 from kitgc.stores.base import Capabilities, DeleteOutcome, KnownRepositories, RepositoryListing, RepositoryScan
 from kitgc.stores.order import deletion_layers
 
@@ -73,9 +73,7 @@ class DistributionStore:
 
     # --- listing -----------------------------------------------------------------------
 
-    async def list_repositories(
-        self, organizations: tuple[str, ...], known: KnownRepositories = ()
-    ) -> RepositoryListing:
+    async def list_repositories(self, scope: Scope, known: KnownRepositories = ()) -> RepositoryListing:
         """In-scope repositories from the catalog, or the cluster's kit repositories if refused.
 
         A refused catalog with nothing to fall back on is an error: a run that silently
@@ -88,7 +86,7 @@ class DistributionStore:
             if exc.status not in _CATALOG_REFUSED_STATUS and exc.code not in _CATALOG_REFUSED_CODES:
                 raise
             names_known = known if isinstance(known, tuple) else await known()
-            fallback = tuple(sorted({r for r in names_known if in_scope(r, organizations)}))
+            fallback = tuple(sorted({r for r in names_known if r in scope}))
             if not fallback:
                 raise RegistryError(
                     f"the registry does not let us list its repositories ({exc}) and the cluster names no kit "
@@ -97,7 +95,7 @@ class DistributionStore:
             log.warning("registry catalog unavailable, scanning the repositories the cluster names",
                         error=str(exc), repositories=len(fallback))
             return RepositoryListing(fallback, 0, source="cluster kits")
-        ours = {n for n in names if in_scope(n, organizations)}
+        ours = {n for n in names if n in scope}
         return RepositoryListing(tuple(sorted(ours)), len(set(names) - ours))
 
     # --- scanning ----------------------------------------------------------------------
