@@ -153,7 +153,7 @@ deploy-kustomization:
 	  if [ -n "$$digest" ]; then echo "    digest: $$digest"; fi; \
 	} > $(DEPLOY_DIR)/kustomization.yaml
 
-# Apply an overlay to the current kubectl context: make deploy OVERLAY=dry-run|enforce|monitoring
+# Apply an overlay to the current kubectl context: make deploy OVERLAY=dry-run|enforce|monitoring|openshift
 # [IMAGE=registry/camel-k-kit-gc:tag] [NAMESPACE=camel-k]
 deploy: deploy-kustomization
 	@echo "applying overlay $(OVERLAY) (image $(IMAGE)) to context $$($(KUBECTL) config current-context 2>/dev/null || echo '?')"

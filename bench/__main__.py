@@ -23,7 +23,7 @@ from typing import Any
 from bench import clusterread, report
 from bench.measure import Measured
 from bench.scene import SceneSpec, prepare, scratch_copy, start_registry
-from bench.variants import VARIANTS, Helper, enforce_run, run_variant
+from bench.variants import VARIANTS, Helper, enforce_run, prepare_baseline, run_variant
 
 NETWORKS = {"loopback": 0.0, "latency-20ms": 20.0}
 
@@ -38,6 +38,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-enforce", action="store_true", help="skip the real run on a scratch copy")
     p.add_argument("--readme", action="store_true", help="rewrite the table between the README's bench markers")
     p.add_argument("--output", type=Path, default=report.RESULTS)
+    p.add_argument("--baseline", metavar="REV",
+                   help="a commit to compare with, side by side (variant kitgc-baseline runs its gc/)")
     return p.parse_args(argv)
 
 
@@ -52,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in (*networks, *variants):
         if name not in NETWORKS and name not in VARIANTS:
             sys.exit(f"unknown network or variant {name!r}")
+    if "kitgc-baseline" in variants:
+        if not args.baseline:
+            sys.exit("variant kitgc-baseline needs --baseline REV")
+        log(f"baseline: {prepare_baseline(args.baseline)}")
     spec = SceneSpec()
     started = time.monotonic()
     date = datetime.now(UTC).strftime("%Y-%m-%d")

@@ -8,6 +8,7 @@ which requests each one made.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,7 +28,26 @@ VARIANTS = {
     "floor": "(b) floor: same requests, nothing done with the answers",
     "kitgc-c1": "(c) kitgc dry run, CONCURRENCY=1",
     "floor-head": "(d) floor with HEAD instead of GET per tag",
+    "kitgc-baseline": "(e) kitgc at the --baseline commit, dry run (before/after, side by side)",
 }
+
+# Where ``--baseline REV`` unpacks that commit's gc/ (see :func:`prepare_baseline`).
+BASELINE_DIR = Path(measure.REPO_ROOT) / "bench" / ".baseline"
+_baseline: dict[str, str] = {}
+
+
+def prepare_baseline(rev: str) -> str:
+    """Unpack ``rev``'s gc/ once, so variant kitgc-baseline runs that code; the commit's id."""
+    commit = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=measure.REPO_ROOT,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    target = BASELINE_DIR / commit
+    if not (target / "gc" / "kitgc").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", commit, "gc"], cwd=measure.REPO_ROOT, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    _baseline["pythonpath"] = str(target / "gc")
+    return commit
 
 
 @dataclass
@@ -65,6 +85,10 @@ def run_variant(name: str, address: str, registry: Registry, kubeconfig: Path) -
     offset = registry.log_offset()
     if name.startswith("kitgc"):
         extra = {"CONCURRENCY": "1"} if name == "kitgc-c1" else {}
+        if name == "kitgc-baseline":  # that commit's package first on the path, ahead of the installed one
+            if "pythonpath" not in _baseline:
+                raise RuntimeError("variant kitgc-baseline needs --baseline REV")
+            extra["PYTHONPATH"] = _baseline["pythonpath"] + os.pathsep + measure.REPO_ROOT
         m = measure.run([sys.executable, "-m", "kitgc"], kitgc_env(address, kubeconfig, DRY_RUN="true", **extra),
                         TIMEOUT)
         summary = measure.kitgc_summary(m.output)

@@ -1,10 +1,13 @@
 """An emulated Kubernetes API server that the real ``kubernetes`` client talks to over HTTP.
 
 Serves discovery, LIST (with ``limit``/``continue`` paging, label and field selectors),
-GET, POST, PUT, PATCH (merge) and DELETE from :mod:`testbed.kubestore`, with every
-error a real ``Status`` body. For failure tests it injects faults per method and path
-(a status, N times then recovery, a delay, a dropped connection, a garbage body, 410 on a
-continue) and logs every request, so a test can assert that a dry run wrote nothing.
+GET, POST, PUT, PATCH (merge) and DELETE from :mod:`testbed.kubestore`, with every error a
+real ``Status`` body; a DELETE also deletes the object's dependents (:mod:`testbed.kubegc`).
+OpenShift's image, apps and build groups are served with ``openshift=True``
+(:mod:`testbed.kubeopenshift`; builders in :mod:`testbed.openshift`). For failure tests it
+injects faults per method and path (a status, N times then recovery, a delay, a dropped
+connection, a garbage body, 410 on a continue) and logs every request, so a test can assert
+that a dry run wrote nothing.
 
     with KubeAPI([objects.pod("p", images=["nginx"])], knative=True) as api:
         api.write_kubeconfig(tmp_path / "kubeconfig")
@@ -20,10 +23,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
+from testbed import kubeopenshift
 from testbed.kubefaults import REASONS, Fault, Request, fault_error
-from testbed.kubestore import CAMEL, KNATIVE, VERBS, ApiError, Resource, Store, status_body
+from testbed.kubegc import OwnerIndex, propagation
+from testbed.kubestore import CAMEL, KNATIVE, OPENSHIFT, VERBS, ApiError, Resource, Store, status_body
 from testbed.servers import BackgroundHTTPServer
 
 __all__ = ["REASONS", "Fault", "KubeAPI", "Request"]
@@ -37,6 +42,8 @@ class KubeAPI:
     camel: bool = True
     profiles: bool = True  # IntegrationProfiles (Camel K >= 2.3)
     kamelet_bindings: bool = False  # camel.apache.org/v1alpha1 KameletBindings (Camel K 1.x)
+    openshift: bool = False  # image.openshift.io, apps.openshift.io and build.openshift.io
+    garbage_collect: bool = True  # a DELETE deletes the object's dependents (ownerReferences)
     token: str = "kitgc-test-token"
     store: Store = field(default_factory=Store)
     faults: list[Fault] = field(default_factory=list)
@@ -47,10 +54,11 @@ class KubeAPI:
     cache_reads: bool = False
 
     def __post_init__(self) -> None:
-        for group, on in ((KNATIVE, self.knative), (CAMEL, self.camel)):
+        for group, on in ((KNATIVE, self.knative), (CAMEL, self.camel), *((g, self.openshift) for g in OPENSHIFT)):
             self.serve(group, on=on)
         self.serve(CAMEL, "integrationprofiles", on=self.profiles)
         self.serve(CAMEL, "kameletbindings", on=self.kamelet_bindings)
+        self.owners = OwnerIndex(self.store)
         for obj in self.objects:
             self.store.add(obj)
         self._lock = threading.Lock()
@@ -164,7 +172,7 @@ class KubeAPI:
         return code, payload
 
     def answer(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
-        parts = [p for p in path.split("/") if p]
+        parts = [unquote(p) for p in path.split("/") if p]
         if parts == ["api"]:
             return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
         if parts == ["apis"]:
@@ -197,10 +205,12 @@ class KubeAPI:
 
     def _crud(self, method: str, res: Resource, ns: str | None, name: str | None, query: dict[str, str],
               body: Any) -> tuple[int, Any]:
+        if (res.group, res.plural) == (kubeopenshift.IMAGE, "imagestreamtags"):
+            return 200, kubeopenshift.image_stream_tags(self.store, method, ns, name, query)
         if name is None and method == "GET":
             return 200, self.store.list(res, ns, query)
         if name is None and method == "POST" and (ns or not res.namespaced):
-            return 201, self.store.create(res, _object(body), ns)
+            return 201, self.store.create(res, kubeopenshift.prepare_create(res, _object(body), ns), ns)
         if name is not None:
             if method == "GET":
                 return 200, self.store.get(res, ns, name)
@@ -209,7 +219,11 @@ class KubeAPI:
             if method == "PATCH":
                 return 200, self.store.patch(res, ns, name, _object(body))
             if method == "DELETE":
-                return 200, self.store.delete(res, ns, name)
+                with self.store.lock:
+                    obj = self.store.delete(res, ns, name)
+                    if self.garbage_collect:
+                        self.owners.collect(res, obj, propagation(query, body))
+                return 200, obj
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _groups(self) -> list[dict[str, Any]]:
@@ -228,7 +242,8 @@ class KubeAPI:
     def _resource_list(group: str, version: str, served: list[Resource]) -> dict[str, Any]:
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}".lstrip("/"),
                 "resources": [{"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced,
-                               "kind": r.kind, "verbs": VERBS} for r in served]}
+                               "kind": r.kind, "verbs": kubeopenshift.VERBS.get((r.group, r.plural), VERBS)}
+                              for r in served]}
 
     fault_error = staticmethod(fault_error)  # the error an injected status stands for
 

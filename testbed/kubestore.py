@@ -21,6 +21,8 @@ from typing import Any
 
 CAMEL = "camel.apache.org"
 KNATIVE = "serving.knative.dev"
+IMAGE, OPENSHIFT_APPS, OPENSHIFT_BUILD = "image.openshift.io", "apps.openshift.io", "build.openshift.io"
+OPENSHIFT = (IMAGE, OPENSHIFT_APPS, OPENSHIFT_BUILD)  # served only when a test turns them on
 EXPIRED = ("The provided continue parameter is too old to display a consistent list result. You can start a "
            "new list without the continue parameter.")
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
@@ -58,6 +60,10 @@ RESOURCES = (
     R(CAMEL, "v1", "pipes", "Pipe"),
     R("", "v1", "replicationcontrollers", "ReplicationController"),
     R(CAMEL, "v1alpha1", "kameletbindings", "KameletBinding"),  # Camel K 1.x (and, deprecated, 2.0-2.5)
+    R(IMAGE, "v1", "imagestreams", "ImageStream"), R(IMAGE, "v1", "images", "Image", namespaced=False),
+    R(IMAGE, "v1", "imagestreamtags", "ImageStreamTag"),  # virtual: served from the streams (testbed.kubeopenshift)
+    R(OPENSHIFT_APPS, "v1", "deploymentconfigs", "DeploymentConfig"),
+    R(OPENSHIFT_BUILD, "v1", "buildconfigs", "BuildConfig"),
 )
 
 
@@ -165,6 +171,12 @@ class Store:
         self.rv = "999"
         self._objects: dict[Resource, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in self.resources}
         self._snapshots: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        # Called, under the lock, with (resource, old, new) on every write; old or new is None on create or delete.
+        self.watchers: list[Callable[[Resource, dict[str, Any] | None, dict[str, Any] | None], None]] = []
+
+    def _changed(self, res: Resource, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        for watcher in self.watchers:
+            watcher(res, old, new)
 
     # --- what is served ----------------------------------------------------------------
 
@@ -213,6 +225,7 @@ class Store:
                                {"name": meta["name"], "group": res.group, "kind": res.plural})
             self._stamp(obj)
             self._objects[res][(ns, meta["name"])] = obj
+            self._changed(res, None, obj)
         return obj
 
     def add(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -243,6 +256,7 @@ class Store:
             obj.setdefault("kind", res.kind)
             self._stamp(obj)
             self._objects[res][(ns or "", name)] = obj
+            self._changed(res, current, obj)
         return obj
 
     def patch(self, res: Resource, ns: str | None, name: str, patch: dict[str, Any]) -> dict[str, Any]:
@@ -257,6 +271,7 @@ class Store:
             if obj is None:
                 raise not_found(res, name)
             self.rv = str(next(self._rv))
+            self._changed(res, obj, None)
         return obj
 
     def objects(self, res: Resource) -> list[dict[str, Any]]:

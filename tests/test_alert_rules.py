@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kitgc.metrics import build_registry
-from kitgc.model import RunSummary
+from kitgc.outcome import RunSummary
 from testbed.monitoring import (
     PLAIN_RULES,
     PROMETHEUS_RULE,

@@ -15,6 +15,7 @@ from kitgc.imageref import digest_only, parse
 from kitgc.kube.connect import make_api_client
 from kitgc.model import Kit, KitUse, ObjectRef
 from testbed import objects as o
+from testbed import openshift
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 REG = "registry.example.com:5000"
@@ -224,8 +225,16 @@ def one_of_each(n: int = 3) -> list[dict]:
                 o.integration_kit(o.kit_name(i), image=f"{REG}/camel-k/camel-k-{o.kit_name(i)}@{o.digest(i)}"),
                 o.integration_platform(f"ip-{i}", address=REG, base_image=f"{img}:platform"),
                 o.integration_profile(f"pr-{i}", base_image=f"{img}:profile"),
-                o.build(f"b-{i}", base_image=f"{img}:build")]
+                o.build(f"b-{i}", base_image=f"{img}:build"),
+                openshift.deployment_config(f"dc-{i}", images=[f"{img}:deploymentconfig"]),
+                openshift.build_config(f"bc-{i}", base=("DockerImage", f"{img}:buildconfig")),
+                openshift.image_stream(f"is-{i}", spec_tags={"t": ("DockerImage", f"{img}:imagestream")})]
     return out
+
+
+def serve_openshift(kube, on: bool = True) -> None:
+    for group in openshift.GROUPS:
+        kube.serve(group, on=on)
 
 
 def reader(kube, **kw) -> ClusterReader:
@@ -236,13 +245,14 @@ def reader(kube, **kw) -> ClusterReader:
 def test_snapshot_reads_every_source_completely_across_pages(kube):
     kube.serve("serving.knative.dev")
     kube.serve("camel.apache.org", "kameletbindings")
+    serve_openshift(kube)
     kube.add(*one_of_each(3))
     r = reader(kube)
     snap = r.snapshot()
     tags = {ref.image.tag for ref in snap.references}
     assert tags == {"pod", "deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob", "knservice",
                     "knrevision", "integration", "platform", "profile", "build", "replicationcontroller",
-                    "knconfiguration", "pipe", "kameletbinding"}
+                    "knconfiguration", "pipe", "kameletbinding", "deploymentconfig", "buildconfig", "imagestream"}
     assert sorted(r.stats["objects"]) == sorted(str(s) for s in S.SOURCES) and r.stats["skipped"] == []
     assert snap.objects_read == 3 * len(S.SOURCES) and snap.integrations == 3
     assert sorted(k.name for k in snap.kits) == sorted(o.kit_name(i) for i in range(3))
@@ -267,7 +277,9 @@ def test_absent_knative_is_skipped_and_logged(kube):
     assert "serving.knative.dev/v1 services" not in r.stats["objects"]
     assert snap.objects_read == sum(r.stats["objects"].values())
     assert r.stats["skipped"] == ["serving.knative.dev/v1 services", "serving.knative.dev/v1 configurations",
-                                  "serving.knative.dev/v1 revisions", "camel.apache.org/v1alpha1 kameletbindings"]
+                                  "serving.knative.dev/v1 revisions", "camel.apache.org/v1alpha1 kameletbindings",
+                                  "apps.openshift.io/v1 deploymentconfigs", "build.openshift.io/v1 buildconfigs",
+                                  "image.openshift.io/v1 imagestreams"]
     assert {(e["event"], e["log_level"]) for e in logs} >= {("optional_api_absent", "info")}
     assert not any(q.path.startswith("/apis/serving.knative.dev/v1/") for q in kube.requests)
 
@@ -296,11 +308,43 @@ def test_absent_pipes_and_kamelet_bindings_are_skipped(kube):
     assert "camel.apache.org/v1alpha1 kameletbindings" in r.stats["skipped"]
 
 
-@pytest.mark.parametrize("source", [S.REPLICATION_CONTROLLERS, S.KNATIVE_CONFIGURATIONS, S.PIPES,
-                                    S.KAMELET_BINDINGS], ids=str)
+def test_openshift_apis_are_read_where_served(kube):
+    kube.serve(openshift.IMAGE)
+    kube.serve(openshift.OPENSHIFT_BUILD)  # OpenShift 4.14+ without the DeploymentConfig capability
+    kube.add(openshift.image_stream("java", "shop", spec_tags={"17": ("DockerImage", "quay.io/a/java:17")}),
+             openshift.build_config("b", "shop", output=("ImageStreamTag", "out:1")),
+             openshift.deployment_config("dc", "shop", images=["quay.io/a/dc:1"]))
+    r = reader(kube)
+    snap = r.snapshot()
+    assert "apps.openshift.io/v1 deploymentconfigs" in r.stats["skipped"]
+    assert r.stats["objects"]["image.openshift.io/v1 imagestreams"] == 1
+    assert r.stats["objects"]["build.openshift.io/v1 buildconfigs"] == 1
+    assert {(ref.source.kind, str(ref.image)) for ref in snap.references} == {
+        ("ImageStream.image.openshift.io", "quay.io/a/java:17"),
+        ("BuildConfig.build.openshift.io", f"{openshift.REGISTRY_HOST}/shop/out:1")}
+
+
+def test_bare_names_resolve_through_local_image_streams_in_the_snapshot(kube):
+    serve_openshift(kube)
+    stream = "camel-k-" + o.kit_name(1)
+    kube.add(openshift.image_stream(stream, "shop"), openshift.image_stream("web", "shop", lookup_local=False),
+             o.pod("p", "shop", images={"app": f"{stream}:7", "web": "web:1"}),
+             o.pod("q", "elsewhere", images={"app": f"{stream}:7"}))
+    snap = reader(kube).snapshot()
+    assert sorted((ref.source.name, str(ref.image), ref.field) for ref in snap.references) == sorted([
+        ("p", f"docker.io/library/{stream}:7", "spec.containers[app].image"),
+        ("p", f"{openshift.REGISTRY_HOST}/shop/{stream}:7",
+         f"spec.containers[app].image (ImageStream {stream}, lookupPolicy.local)"),
+        ("p", "docker.io/library/web:1", "spec.containers[web].image"),
+        ("q", f"docker.io/library/{stream}:7", "spec.containers[app].image")])
+
+
+@pytest.mark.parametrize("source", [S.REPLICATION_CONTROLLERS, S.KNATIVE_CONFIGURATIONS, S.PIPES, S.KAMELET_BINDINGS,
+                                    S.DEPLOYMENT_CONFIGS, S.BUILD_CONFIGS, S.IMAGE_STREAMS], ids=str)
 def test_a_new_source_that_is_served_but_forbidden_aborts(kube, source):
     kube.serve("serving.knative.dev")
     kube.serve("camel.apache.org", "kameletbindings")
+    serve_openshift(kube)
     kube.inject("GET", source.path, status=403)
     with pytest.raises(SourceUnavailable, match=rf"^cannot read {source}: 403 Forbidden"):
         reader(kube).snapshot()

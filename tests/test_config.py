@@ -39,6 +39,7 @@ BAD_VALUES = {
     "LEASE_DURATION": "forever",
     "KEEP_IMAGES": "acme/Camel-K-kit-*",
     "REFERENCE_KUBECONFIG": "/nonexistent/reference-kubeconfig",
+    "REGISTRY_KIND": "docker-registry-v1",
 }
 # Free text: any value is valid, so there is no bad value to test.
 FREE_TEXT = {"PUSHGATEWAY_USERNAME", "PUSHGATEWAY_PASSWORD"}

@@ -16,7 +16,8 @@ from datetime import timedelta
 import pytest
 
 from kitgc.cli import main
-from kitgc.model import Action, Blob, DeletionFailure, ExecutionResult, ObjectRef, RepositoryProblem, RunSummary
+from kitgc.model import Action, Blob, DeletionFailure, ExecutionResult, ObjectRef, RepositoryProblem
+from kitgc.outcome import RunSummary
 from kitgc.plan.reasons import Reason, ReasonKind, Subject
 from kitgc.present.console import cell_text, human_bytes, kept_breakdown, kept_category, manifest_table, print_report
 from kitgc.present.console import summary_sentence as sentence

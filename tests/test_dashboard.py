@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from kitgc.metrics import build_registry
-from kitgc.model import RunSummary
+from kitgc.outcome import RunSummary
 from testbed.monitoring import (
     DASHBOARD,
     DASHBOARD_CONFIGMAP,

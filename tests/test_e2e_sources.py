@@ -1,23 +1,48 @@
 """End to end, one reference source at a time: what it references stays, its neighbour goes.
 
 Each case pushes two images into one kit repository of the real registry, makes ONE cluster
-object refer to the first, runs ``kitgc`` for real (DRY_RUN=false, MIN_AGE=0, PRUNE_KITS=false)
-and checks the registry afterwards: the referenced image is still there, the other is gone.
+object refer to the first (two for a bare name: the pod and the ImageStream it resolves through),
+runs ``kitgc`` for real (DRY_RUN=false, MIN_AGE=0, PRUNE_KITS=false) and checks the registry
+afterwards: the referenced image is still there, the other is gone.
+
+OpenShift's APIs are served. An ImageStream ``<stream>`` in namespace ``<ns>`` stands for the
+repository ``<ns>/<stream>``: here the kit repository ``<org>/camel-k-<kit>`` is the stream
+``camel-k-<kit>`` in the namespace named like the organization.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from testbed import objects
+from testbed import objects, openshift
 from testbed.world import World
 
 TRAIT_ANNOTATION = "trait.camel.apache.org/container.image"
-Ref = Callable[[World, str, str, str], dict[str, Any]]
-# (world, image by digest, repository, tag of the referenced image) -> the referencing object
+TRIGGERS_ANNOTATION = "image.openshift.io/triggers"
+Ref = Callable[[World, str, str, str], dict[str, Any] | list[dict[str, Any]]]
+# (world, image by digest, repository, tag of the referenced image) -> the referencing object(s)
+
+
+def stream(repo: str) -> str:
+    """The ImageStream standing for ``repo`` (``<org>/camel-k-<kit>``), in namespace ``<org>``."""
+    return repo.split("/", 1)[1]
+
+
+def triggered(obj: dict[str, Any], repo: str, tag: str) -> dict[str, Any]:
+    """``obj`` in namespace ``<org>`` with an ``image.openshift.io/triggers`` annotation on ``<stream>:<tag>``."""
+    obj["metadata"]["annotations"] = {TRIGGERS_ANNOTATION: json.dumps([{
+        "from": {"kind": "ImageStreamTag", "name": f"{stream(repo)}:{tag}"},
+        "fieldPath": 'spec.template.spec.containers[?(@.name=="c0")].image'}])}
+    return obj
+
+
+def org(repo: str) -> str:
+    return repo.split("/", 1)[0]
+
 
 SOURCES: dict[str, Ref] = {
     "pod container": lambda w, img, repo, tag: objects.pod("p", "shop", images=[img]),
@@ -60,6 +85,34 @@ SOURCES: dict[str, Ref] = {
     "pod by tag": lambda w, img, repo, tag: objects.pod("p", "shop", images=[f"{w.registry.address}/{repo}:{tag}"]),
     "pod by tag under another host name": lambda w, img, repo, tag: objects.pod(
         "p", "shop", images=[f"registry.internal.example:5000/{repo}:{tag}"]),
+    # OpenShift
+    "deploymentconfig pod template": lambda w, img, repo, tag: openshift.deployment_config("dc", "shop", images=[img]),
+    "deploymentconfig image change trigger": lambda w, img, repo, tag: openshift.deployment_config(
+        "dc", "shop", images=["busybox"], triggers={"c0": f"{stream(repo)}:{tag}"}, trigger_namespace=org(repo)),
+    "buildconfig output.to (Camel K S2I)": lambda w, img, repo, tag: openshift.build_config(
+        stream(repo), org(repo), output=("ImageStreamTag", f"{stream(repo)}:{tag}")),
+    "buildconfig source strategy from an ImageStreamTag": lambda w, img, repo, tag: openshift.build_config(
+        "b", org(repo), strategy="Source", base=("ImageStreamTag", f"{stream(repo)}:{tag}")),
+    "buildconfig custom strategy from an ImageStreamImage": lambda w, img, repo, tag: openshift.build_config(
+        "b", org(repo), strategy="Custom", base=("ImageStreamImage", f"{stream(repo)}@{img.split('@')[1]}")),
+    "buildconfig docker strategy from a DockerImage": lambda w, img, repo, tag: openshift.build_config(
+        "b", "shop", base=("DockerImage", img)),
+    "imagestream spec tag tracking a DockerImage": lambda w, img, repo, tag: openshift.image_stream(
+        "mirror", "shop", spec_tags={"t": ("DockerImage", img)}),
+    "imagestream spec tag tracking a tag of its stream": lambda w, img, repo, tag: openshift.image_stream(
+        stream(repo), org(repo), spec_tags={"prod": ("ImageStreamTag", tag)}),
+    "triggers annotation on a deployment": lambda w, img, repo, tag: triggered(
+        objects.deployment("d", org(repo), images=["busybox"]), repo, tag),
+    "triggers annotation on a statefulset": lambda w, img, repo, tag: triggered(
+        objects.statefulset("s", org(repo), images=["busybox"]), repo, tag),
+    "triggers annotation on a cronjob": lambda w, img, repo, tag: triggered(
+        objects.cronjob("c", org(repo), images=["busybox"]), repo, tag),
+    "pod by bare name under lookupPolicy.local": lambda w, img, repo, tag: [
+        openshift.image_stream(stream(repo), org(repo), lookup_local=True),
+        objects.pod("p", org(repo), images=[f"{stream(repo)}:{tag}"])],
+    "deployment by bare name under lookupPolicy.local": lambda w, img, repo, tag: [
+        openshift.image_stream(stream(repo), org(repo), lookup_local=True),
+        objects.deployment("d", org(repo), images=[f"{stream(repo)}:{tag}"])],
 }
 
 
@@ -67,6 +120,8 @@ SOURCES: dict[str, Ref] = {
 def world(registry, kube, org) -> Iterator[World]:
     kube.serve("serving.knative.dev")
     kube.serve("camel.apache.org", "kameletbindings")  # Camel K 1.x's, served here next to Pipes
+    for group in openshift.GROUPS:
+        kube.serve(group)
     w = World(registry, kube, org)
     w.anchor()
     yield w
@@ -78,7 +133,8 @@ def test_referenced_image_stays_and_unreferenced_neighbour_goes(world: World, so
     repo = world.repo(objects.kit_name(source))
     kept = world.push(repo, "1")
     gone = world.push(repo, "2")
-    world.add(SOURCES[source](world, world.image(repo, kept), repo, "1"))
+    made = SOURCES[source](world, world.image(repo, kept), repo, "1")
+    world.add(*(made if isinstance(made, list) else [made]))
 
     code, events = world.run(DRY_RUN="false", PRUNE_KITS="false")
 
@@ -92,6 +148,18 @@ def test_finished_build_does_not_protect_its_image(world: World) -> None:
     repo = world.repo(objects.kit_name("finished build"))
     img = world.push(repo, "1")
     world.add(objects.build("kit-build-2", "camel-k", phase="Succeeded", image=world.image(repo, img)))
+    code, _ = world.run(DRY_RUN="false", PRUNE_KITS="false")
+    assert code == 0
+    assert not world.exists(repo, img)
+
+
+@pytest.mark.parametrize(("namespace", "local"), [("elsewhere", True), (None, False)],
+                         ids=["stream-in-another-namespace", "stream-without-local-lookup"])
+def test_a_bare_name_protects_nothing_without_a_local_image_stream(world: World, namespace, local) -> None:
+    repo = world.repo(objects.kit_name("bare name"))
+    img = world.push(repo, "1")
+    world.add(openshift.image_stream(stream(repo), org(repo), lookup_local=local),
+              objects.pod("p", namespace or org(repo), images=[f"{stream(repo)}:1"]))
     code, _ = world.run(DRY_RUN="false", PRUNE_KITS="false")
     assert code == 0
     assert not world.exists(repo, img)

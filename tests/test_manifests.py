@@ -41,6 +41,18 @@ CRD_KINDS = {"PrometheusRule"}
 DELIBERATE_VALUES = {
     "REGISTRY_AUTH_FILE": "/var/run/secrets/camel-k-kit-gc/registry/.dockerconfigjson",
 }
+# The OpenShift overlay (REGISTRY_KIND=openshift): kit images are ImageStreams, deleted through
+# the Kubernetes API (kitgc.stores.openshift): the ImageStreamTag, or the ImageStream once
+# nothing in it stays; each Image read for its size. Cluster-wide, on top of the base's rules
+# (which already get/list imagestreams, a reference source), and in that overlay only.
+OPENSHIFT = "openshift"
+OPENSHIFT_RULES = {
+    ("image.openshift.io", "imagestreams", "delete", None),
+    ("image.openshift.io", "imagestreamtags", "delete", None),
+    ("image.openshift.io", "images", "get", None),
+}
+# The UID, GID and fsGroup the image runs as; OpenShift's restricted-v2 SCC assigns its own.
+FIXED_IDS = ("runAsUser", "runAsGroup", "fsGroup")
 
 
 @functools.cache
@@ -85,8 +97,8 @@ def rule_set(rules: list[dict[str, Any]]) -> set[tuple[str, str, str, str | None
     return out
 
 
-def test_the_three_documented_overlays_exist() -> None:
-    assert set(OVERLAYS) == {"dry-run", "enforce", "monitoring"}
+def test_the_four_documented_overlays_exist() -> None:
+    assert set(OVERLAYS) == {"dry-run", "enforce", "monitoring", OPENSHIFT}
 
 
 # --- rendering and schema validation -------------------------------------------------------
@@ -159,6 +171,19 @@ def expected_cluster_rules() -> set[tuple[str, str, str, str | None]]:
     return reads | writes
 
 
+def expected_overlay_cluster_rules(overlay: str) -> set[tuple[str, str, str, str | None]]:
+    """expected_cluster_rules, plus what the openshift image store does in its overlay."""
+    return expected_cluster_rules() | (OPENSHIFT_RULES if overlay == OPENSHIFT else set())
+
+
+def test_the_openshift_rules_are_new_to_its_overlay_and_match_what_the_store_calls() -> None:
+    assert not OPENSHIFT_RULES & expected_cluster_rules(), "already granted by the base: not an extra"
+    assert ("image.openshift.io", "imagestreams", "list", None) in expected_cluster_rules()
+    store = (ROOT / "gc" / "kitgc" / "stores" / "openshift.py").read_text()
+    for path in ("/imagestreams/{name}", "/imagestreamtags/{name}:{tag}", "/images/{digest}"):
+        assert path in store, path
+
+
 def expected_namespaced_rules() -> set[tuple[str, str, str, str | None]]:
     names = {"configmaps": STATE_CONFIGMAP, "leases": LEASE}
     out = set()
@@ -177,7 +202,7 @@ def test_cluster_role_grants_exactly_the_reads_of_sources_and_the_cluster_wide_w
     role = one(render(OVERLAYS[overlay]), "ClusterRole", NAME)
     assert "aggregationRule" not in role
     granted = rule_set(role["rules"])
-    expected = expected_cluster_rules()
+    expected = expected_overlay_cluster_rules(overlay)
     assert granted - expected == set(), "ClusterRole grants more than the code uses"
     assert expected - granted == set(), "ClusterRole misses something the code uses"
     assert not any("*" in part for rule in granted for part in rule if part), "no wildcards"
@@ -213,10 +238,11 @@ def test_bindings_give_the_roles_to_the_collectors_service_account_only(overlay:
     assert pod_spec(objs)["serviceAccountName"] == NAME
 
 
-def test_an_overlay_namespace_moves_every_object_and_binding_subject(tmp_path: Path) -> None:
+@pytest.mark.parametrize("base", ["enforce", OPENSHIFT])
+def test_an_overlay_namespace_moves_every_object_and_binding_subject(base: str, tmp_path: Path) -> None:
     overlay = tmp_path / "mine"
     overlay.mkdir()
-    rel = os.path.relpath(OVERLAYS["enforce"], overlay)
+    rel = os.path.relpath(OVERLAYS[base], overlay)
     (overlay / "kustomization.yaml").write_text(f"namespace: team-a\nresources: [{rel}]\n")
     objs = render(overlay)
     for obj in objs:
@@ -261,7 +287,7 @@ def test_configmap_values_are_the_documented_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("source", "dry_run"),
-    [("base", "true"), ("dry-run", "true"), ("enforce", "false"), ("monitoring", "true")],
+    [("base", "true"), ("dry-run", "true"), ("enforce", "false"), ("monitoring", "true"), (OPENSHIFT, "true")],
 )
 def test_dry_run_is_on_everywhere_except_the_enforce_overlay(source: str, dry_run: str) -> None:
     assert configmap_data(render(OVERLAYS.get(source, BASE)))["DRY_RUN"] == dry_run
@@ -288,6 +314,42 @@ def test_rendered_configuration_is_accepted_by_the_collector(overlay: str, tmp_p
     settings = config.load(env)
     assert settings.dry_run is (overlay != "enforce")
     assert settings.state_configmap == (NAMESPACE, STATE_CONFIGMAP)
+    kind = getattr(settings, config.BY_ENV["REGISTRY_KIND"].attr)
+    assert getattr(kind, "value", kind) == ("openshift" if overlay == OPENSHIFT else "auto")
+
+
+def test_openshift_overlay_reads_imagestreams_and_mounts_no_registry_credentials() -> None:
+    objs = render(OVERLAYS[OPENSHIFT])
+    data = configmap_data(objs)
+    assert data["REGISTRY_KIND"] == "openshift"
+    # No registry request, so no credentials and no CA: set, the missing files would be errors.
+    assert data["REGISTRY_AUTH_FILE"] == "" and data["REGISTRY_CA_FILE"] == ""
+    assert [v["name"] for v in pod_spec(objs)["volumes"]] == ["tmp"]
+    assert [m["mountPath"] for m in container(objs)["volumeMounts"]] == ["/tmp"]
+    # Otherwise the base: same objects, same ConfigMap but for those four keys.
+    base = render(BASE)
+    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
+    assert sorted(map(key, objs)) == sorted(map(key, base))
+    changed = {"REGISTRY_KIND", "REGISTRY_AUTH_FILE", "REGISTRY_CA_FILE", "DRY_RUN"}
+    assert {k: v for k, v in data.items() if k not in changed} == {
+        k: v for k, v in configmap_data(base).items() if k not in changed}
+    for kind in ("ServiceAccount", "Role", "RoleBinding", "ClusterRoleBinding"):
+        assert one(objs, kind) == one(base, kind), kind
+
+
+def test_openshift_overlay_is_a_dry_run_until_its_one_documented_line_changes(tmp_path: Path) -> None:
+    patch = OVERLAYS[OPENSHIFT] / "openshift.yaml"
+    line = 'DRY_RUN: "true"'
+    assert patch.read_text().count(line) == 1
+    assert 'DRY_RUN: "false"' in (OVERLAYS[OPENSHIFT] / "kustomization.yaml").read_text(), "the comment says how"
+    copy_root = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy_root)
+    edited = copy_root / "overlays" / OPENSHIFT
+    (edited / "openshift.yaml").write_text(patch.read_text().replace(line, 'DRY_RUN: "false"'))
+    objs = render(edited)
+    assert configmap_data(objs)["DRY_RUN"] == "false"
+    before = render(OVERLAYS[OPENSHIFT])
+    assert [o for o in objs if o["kind"] != "ConfigMap"] == [o for o in before if o["kind"] != "ConfigMap"]
 
 
 # --- the CronJob ---------------------------------------------------------------------------
@@ -314,12 +376,25 @@ def test_cronjob_pod_runs_locked_down_as_the_images_non_root_user(overlay: str) 
     pod = pod_spec(objs)
     c = container(objs)
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == 65532
-    assert pod["securityContext"]["runAsGroup"] == 65532
+    if overlay == OPENSHIFT:
+        # restricted-v2 assigns the UID, GID and fsGroup from the namespace's range; a fixed
+        # one outside it would be refused. Nothing else differs from the base.
+        for field in FIXED_IDS:
+            assert f"{field}:" not in _render_text(OVERLAYS[overlay]), f"{field} anywhere"
+        base = render(BASE)
+        assert pod["securityContext"] == {
+            k: v for k, v in pod_spec(base)["securityContext"].items() if k not in FIXED_IDS}
+        assert c["securityContext"] == {
+            k: v for k, v in container(base)["securityContext"].items() if k not in FIXED_IDS}
+    else:
+        assert pod["securityContext"]["runAsUser"] == 65532
+        assert pod["securityContext"]["runAsGroup"] == 65532
+        assert pod["securityContext"]["fsGroup"] == 65532
+        assert c["securityContext"]["runAsUser"] == 65532
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     sc = c["securityContext"]
     assert sc["runAsNonRoot"] is True
-    assert sc["runAsUser"] == 65532
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert sc["allowPrivilegeEscalation"] is False
     assert sc.get("privileged", False) is False
     assert sc["readOnlyRootFilesystem"] is True
@@ -488,6 +563,27 @@ def test_deploy_guide_names_the_objects_and_overlays_that_exist() -> None:
         assert f"manifests/overlays/{overlay}" in guide
     for needle in ("REGISTRY_STORAGE_DELETE_ENABLED=true", "would_delete", "make undeploy", NAMESPACE):
         assert needle in guide
+
+
+def test_the_readme_documents_openshift_right_after_deploy_with_the_names_that_exist() -> None:
+    from kitgc.stores.openshift import INTEGRATED_REGISTRY, ROUTE_PREFIX
+
+    readme = (ROOT / "README.md").read_text()
+    after_deploy = readme.split("\n## Deploy\n", 1)[1].split("\n## ", 1)[1]
+    assert after_deploy.startswith("OpenShift\n"), "the OpenShift section follows Deploy"
+    section = after_deploy.split("\n## ", 1)[0]
+    for needle in (f"`{INTEGRATED_REGISTRY}[:5000]`", f"`{ROUTE_PREFIX}*`", "REGISTRY_KIND=auto",
+                   "REGISTRY_KIND=openshift", f"kubectl apply -k manifests/overlays/{OPENSHIFT}",
+                   f"oc apply -k manifests/overlays/{OPENSHIFT}",
+                   "imagepruners.imageregistry.operator.openshift.io/cluster", "`0 0 * * *`",
+                   "oc adm prune images --confirm", "dockerImageLayers", "goes only with ImageStreamTag",
+                   "lookupPolicy.local", "image.openshift.io/triggers", "DeploymentConfigs", "BuildConfigs",
+                   'DRY_RUN: "false"', "restricted-v2", "no registry request"):
+        assert needle in section, needle
+    for _, resource, _, _ in OPENSHIFT_RULES:
+        assert f"`{resource}`" in section, resource
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    assert "| OpenShift (integrated registry) |" in guide and "overlays/openshift/ " in guide
 
 
 def test_the_guides_example_overlay_changes_what_it_says(tmp_path: Path) -> None:

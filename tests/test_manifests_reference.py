@@ -147,7 +147,7 @@ def test_reader_follows_the_namespace_of_an_overlay(tmp_path: Path) -> None:
 def test_the_component_is_a_kustomize_component_and_no_overlay_was_added() -> None:
     doc = yaml.safe_load((COMPONENT / "kustomization.yaml").read_text())
     assert (doc["apiVersion"], doc["kind"]) == ("kustomize.config.k8s.io/v1alpha1", "Component")
-    assert set(OVERLAYS) == {"dry-run", "enforce", "monitoring"}
+    assert set(OVERLAYS) == {"dry-run", "enforce", "monitoring", "openshift"}
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -244,6 +244,33 @@ def test_the_rendered_configuration_is_accepted_by_the_collector(with_component:
     assert settings.reference_kubeconfig == str(kubeconfig)
     assert settings.dry_run is False
     assert settings.state_configmap == (NAMESPACE, STATE_CONFIGMAP)
+
+
+def test_uncommenting_the_line_in_the_openshift_overlay_enables_the_component_and_keeps_its_pod(
+    tmp_path: Path,
+) -> None:
+    text = (OVERLAYS["openshift"] / "kustomization.yaml").read_text()
+    line = "# components: [../../components/reference-clusters]"
+    assert text.count(line) == 1
+    copy_root = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy_root)
+    edited = copy_root / "overlays" / "openshift"
+    (edited / "kustomization.yaml").write_text(text.replace(line, line[2:]))
+    objs = render(edited)
+    for version in VERSIONS:
+        _strictly_valid(objs, _render_text(edited), version, tmp_path / f"openshift-{version}.yaml")
+    plain = render(OVERLAYS["openshift"])
+    assert _without(one(objs, "CronJob"), "reference-kubeconfig") == one(plain, "CronJob")
+    assert sorted(v["name"] for v in pod_spec(objs)["volumes"]) == ["reference-kubeconfig", "tmp"]
+    for field in ("runAsUser", "runAsGroup", "fsGroup"):
+        assert field not in pod_spec(objs)["securityContext"] and field not in container(objs)["securityContext"]
+    data = configmap_data(objs)
+    assert data["REFERENCE_KUBECONFIG"] == KUBECONFIG_PATH and data["REGISTRY_KIND"] == "openshift"
+    assert rule_set(one(objs, "ClusterRole")["rules"]) == rule_set(one(plain, "ClusterRole")["rules"])
+    kubeconfig = _mint(tmp_path, {"prod": "https://prod.example.com:6443"})
+    settings = config.load({**data, "POD_NAMESPACE": NAMESPACE, "REFERENCE_KUBECONFIG": str(kubeconfig)})
+    assert settings.reference_kubeconfig == str(kubeconfig)
+    assert settings.dry_run is True
 
 
 # --- the guide's recipe ----------------------------------------------------------------------

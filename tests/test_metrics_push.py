@@ -16,7 +16,7 @@ from prometheus_client.exposition import generate_latest
 
 from kitgc.config import Settings
 from kitgc.metrics import GAUGES, JOB, OUTCOMES, build_registry, push_config_error, push_metrics
-from kitgc.model import RunSummary
+from kitgc.outcome import RunSummary
 from testbed.pushgateway import (  # noqa: F401  (fixtures)
     GATEWAY_GROUP_METRICS,
     Pushgateway,

@@ -20,10 +20,12 @@ from hypothesis import strategies as st
 
 from kitgc.cluster import sources as S
 from kitgc.cluster.extract import KIT_TYPE_LABEL, extract
+from kitgc.cluster.openshift_refs import TRIGGERS_ANNOTATION
 from kitgc.cluster.projection import decode_page, projected
 from kitgc.cluster.traits import CONTAINER_IMAGE_ANNOTATION
 from testbed import objects as o
 from tests.test_cluster_reader import CASES
+from tests.test_openshift_references import CASES as OPENSHIFT_CASES
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 PROJECTED = [s for s in S.SOURCES if projected(s)]
@@ -45,12 +47,13 @@ def _same(source: S.Source, obj: Any) -> bool:
 def test_every_high_volume_source_is_projected():
     assert set(PROJECTED) >= {S.PODS, S.DEPLOYMENTS, S.REPLICASETS, S.JOBS, S.CRONJOBS, S.INTEGRATIONS,
                               S.INTEGRATION_KITS, S.REPLICATION_CONTROLLERS, S.KNATIVE_CONFIGURATIONS, S.PIPES,
-                              S.KAMELET_BINDINGS}
+                              S.KAMELET_BINDINGS, S.DEPLOYMENT_CONFIGS, S.BUILD_CONFIGS, S.IMAGE_STREAMS}
     assert not projected(S.BUILDS)  # images at any depth: always decoded in full
     assert not projected(S.INTEGRATION_PLATFORMS)  # discovery reads them in full
 
 
-@pytest.mark.parametrize(("source", "obj", "expected"), [c for c in CASES if projected(c.values[0])])
+@pytest.mark.parametrize(("source", "obj", "expected"), [c for c in [*CASES, *OPENSHIFT_CASES]
+                                                          if projected(c.values[0])])
 def test_extraction_cases_agree_and_take_the_fast_path(source, obj, expected):
     assert not _same(source, obj), "a well-formed object should not need the full decode"
 
@@ -124,8 +127,17 @@ OWNER_REF = obj_of({"apiVersion": st.sampled_from(["v1", "apps/v1", "serving.kna
 TRAITS = obj_of({"container": obj_of({"image": IMAGES, "configuration": obj_of({"image": IMAGES})})})
 ANNOTATION_VALUES = st.one_of(IMAGES, st.lists(IMAGES, max_size=3).map(lambda xs: "[" + ", ".join(
     f'"{x}"' for x in xs) + "]"))
-ANNOTATIONS = st.dictionaries(st.sampled_from([CONTAINER_IMAGE_ANNOTATION, "trait.camel.apache.org/x.y", "icon"]),
-                              ANNOTATION_VALUES, max_size=3)
+OBJECT_REFERENCE = obj_of({"kind": st.sampled_from(["DockerImage", "ImageStreamTag", "ImageStreamImage", "Pod", ""]),
+                           "name": st.one_of(IMAGES, st.sampled_from(["s:1", "s", f"s@{o.digest(4)}", "s@x"])),
+                           "namespace": NAME, "apiVersion": st.just("image.openshift.io/v1")})
+FROM = obj_of({"from": OBJECT_REFERENCE, "as": st.just(["x"])})
+TRIGGER_VALUES = st.one_of(
+    st.lists(obj_of({"from": OBJECT_REFERENCE, "fieldPath": st.just("spec.x"), "paused": st.booleans()}),
+             max_size=2).map(json.dumps),
+    st.sampled_from(["", "[", "null", "{}", "[1]"]))
+ANNOTATIONS = st.fixed_dictionaries({}, optional={CONTAINER_IMAGE_ANNOTATION: ANNOTATION_VALUES,
+                                                  TRIGGERS_ANNOTATION: TRIGGER_VALUES,
+                                                  "trait.camel.apache.org/x.y": ANNOTATION_VALUES, "icon": IMAGES})
 OBJECT = obj_of({
     "metadata": obj_of({"name": NAME, "namespace": NAME, "creationTimestamp": st.sampled_from(
         ["2024-01-01T00:00:00Z", "yesterday"]), "labels": st.dictionaries(st.just(KIT_TYPE_LABEL), SCALARS),
@@ -134,7 +146,14 @@ OBJECT = obj_of({
         "containers": CONTAINERS, "initContainers": CONTAINERS, "ephemeralContainers": CONTAINERS,
         "template": TEMPLATE, "jobTemplate": obj_of({"spec": obj_of({"template": TEMPLATE})}),
         "traits": TRAITS, "integration": obj_of({"traits": TRAITS}),
-        "integrationKit": KIT_REF, "kit": NAME, "image": IMAGES}),
+        "integrationKit": KIT_REF, "kit": NAME, "image": IMAGES,
+        # OpenShift: DeploymentConfig, BuildConfig and ImageStream
+        "triggers": st.lists(obj_of({"type": st.just("ImageChange"), "imageChangeParams": FROM, "imageChange": FROM}),
+                             max_size=2),
+        "strategy": obj_of({"sourceStrategy": FROM, "dockerStrategy": FROM, "customStrategy": FROM}),
+        "source": obj_of({"images": st.lists(FROM, max_size=2)}), "output": obj_of({"to": OBJECT_REFERENCE}),
+        "tags": st.lists(obj_of({"name": NAME, "from": OBJECT_REFERENCE}), max_size=2),
+        "lookupPolicy": obj_of({"local": st.booleans()})}),
     "status": obj_of({
         "containerStatuses": STATUSES, "initContainerStatuses": STATUSES, "ephemeralContainerStatuses": STATUSES,
         "image": IMAGES, "integrationKit": KIT_REF, "phase": st.sampled_from(["Ready", "Build Running"]),
@@ -146,3 +165,45 @@ OBJECT = obj_of({
 @given(source=st.sampled_from(PROJECTED), obj=OBJECT)
 def test_generated_objects_agree_or_are_decoded_in_full(source, obj):
     _same(source, obj)
+
+
+
+# OpenShift objects well-formed down to their object references, whose fields vary: both the
+# fast path and the rules' every branch (kinds, names, namespaces, unparsable ones) are exercised.
+OPENSHIFT = [S.DEPLOYMENT_CONFIGS, S.BUILD_CONFIGS, S.IMAGE_STREAMS]
+REF = st.one_of(st.fixed_dictionaries(
+    {"kind": st.sampled_from(["DockerImage", "ImageStreamTag", "ImageStreamImage", "Pod"]),
+     "name": st.one_of(st.sampled_from(["s:1", "s", f"s@{o.digest(4)}", "o/s@" + o.digest(5), "s@x", "q.io/a/b:1"]),
+                       IMAGES)},
+    optional={"namespace": NAME, "apiVersion": st.just("image.openshift.io/v1")}), st.just({}), SCALARS)
+REF = st.one_of(REF, REF.filter(lambda r: isinstance(r, dict) and r.get("kind") != "Pod"))  # mostly readable
+
+
+def some(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({}, optional=fields)
+
+
+def listed(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[list[Any]]:
+    return st.lists(strategy, max_size=3)
+
+
+WELL_FROM = some(**{"from": REF})
+OPENSHIFT_OBJECT = st.fixed_dictionaries({
+    "metadata": st.fixed_dictionaries({"name": st.sampled_from(["s", "web"]),
+                                       "namespace": st.sampled_from(["shop", ""])},
+                                      optional={"annotations": ANNOTATIONS}),
+    "spec": some(template=some(spec=some(containers=CONTAINERS)),
+                 triggers=listed(some(type=st.just("ImageChange"), imageChangeParams=WELL_FROM,
+                                      imageChange=WELL_FROM)),
+                 strategy=some(sourceStrategy=WELL_FROM, dockerStrategy=WELL_FROM, customStrategy=WELL_FROM),
+                 source=some(images=listed(WELL_FROM)), output=some(to=REF),
+                 tags=listed(some(name=NAME, **{"from": REF})),
+                 lookupPolicy=some(local=st.one_of(st.booleans(), SCALARS))),
+    "status": st.just({"tags": [{"tag": "1", "items": [{"image": o.digest(5)}]}]}),
+})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=st.sampled_from(OPENSHIFT), obj=OPENSHIFT_OBJECT)
+def test_generated_openshift_objects_agree(source, obj):
+    _same(source, obj)  # declined only for a number out of range

@@ -20,9 +20,9 @@ from kitgc.model import (
     ManifestDecision,
     ObjectRef,
     Plan,
-    RunSummary,
     State,
 )
+from kitgc.outcome import RunSummary
 from kitgc.plan.reasons import Reason, ReasonKind, Subject, owner_chain, sort_reasons
 from kitgc.plan.text import View, render
 from kitgc.present.console import cell_text, kept_category
@@ -55,6 +55,7 @@ EVERY: dict[ReasonKind, Reason] = {
     ReasonKind.OVER_MAX_DELETIONS: Reason(ReasonKind.OVER_MAX_DELETIONS, age=3 * DAY, limit=500),
     ReasonKind.CHILD_OF_DEFERRED: Reason(ReasonKind.CHILD_OF_DEFERRED, index=INDEX),
     ReasonKind.HELD: Reason(ReasonKind.HELD, age=3 * DAY, message="1 image reference(s) could not be parsed"),
+    ReasonKind.HELD_BY_UNIT: Reason(ReasonKind.HELD_BY_UNIT, message="ImageStreamTag shop/camel-k-kit-a:2"),
     ReasonKind.ATTACHED_TO_KEPT: Reason(ReasonKind.ATTACHED_TO_KEPT, index=INDEX, message="signature"),
     ReasonKind.ATTACHED_TO_DELETED: Reason(ReasonKind.ATTACHED_TO_DELETED, index=INDEX, message="sbom"),
     ReasonKind.ATTACHED_TO_DEFERRED: Reason(ReasonKind.ATTACHED_TO_DEFERRED, index=INDEX, message="referrers_index"),
@@ -92,6 +93,8 @@ WORDS = {
     ReasonKind.OVER_MAX_DELETIONS: "unreferenced for 3d, over MAX_DELETIONS 500, deferred to a later run",
     ReasonKind.CHILD_OF_DEFERRED: "child of deferred index camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa, deferred with it",
     ReasonKind.HELD: "unreferenced for 3d, not deleted: 1 image reference(s) could not be parsed",
+    ReasonKind.HELD_BY_UNIT: ("unreferenced, but goes only with ImageStreamTag shop/camel-k-kit-a:2, whose history "
+                              "holds an image that stays"),
     ReasonKind.ATTACHED_TO_KEPT: "signature of kept image camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa",
     ReasonKind.ATTACHED_TO_DELETED: "SBOM of camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa, deleted with it",
     ReasonKind.ATTACHED_TO_DEFERRED: ("referrers index of deferred image camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa, "

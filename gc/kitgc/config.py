@@ -141,6 +141,10 @@ def _writable_path(value: str) -> str:
     return path
 
 
+REGISTRY_KINDS = ("auto", "distribution", "dockerhub", "ghcr", "quay", "harbor", "gcr", "acr", "ecr", "zot", "nexus",
+                  "artifactory", "openshift")
+
+
 @dataclass(frozen=True)
 class Variable:
     env: str
@@ -203,6 +207,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LEASE_DURATION", "lease_duration", "60s",
              "how long the sweep Lease lasts without renewal (renewed every third of it); a crashed run "
              "blocks the next for at most this long", _positive_duration),
+    Variable("REGISTRY_KIND", "registry_kind", "auto",
+             "the registry's kind (auto decides from the host; openshift: ImageStreams through the Kubernetes API)",
+             _choice(*REGISTRY_KINDS)),
     Variable("REFERENCE_KUBECONFIG", "reference_kubeconfig", None,
              "a kubeconfig whose every context is another cluster whose references count like this one's "
              "(read-only; any of them unreadable: exit 3)", _readable_file, shown_default="unset"),
@@ -240,6 +247,7 @@ class Settings:
     kube_timeout: timedelta = timedelta(seconds=30)
     lease_duration: timedelta = timedelta(seconds=60)
     reference_kubeconfig: str | None = None
+    registry_kind: str = "auto"
     keep_images: tuple[KeepPattern, ...] = ()
 
 

@@ -54,11 +54,13 @@ async def scan(
     problems = sorted(
         (p for s in scans for p in s.problems), key=lambda p: (p.repository, p.tag or "", p.message)
     )
+    units = tuple((name, tuple(ManifestKey(s.repository, d) for d in digests))
+                  for s in scans for name, digests in s.units)
     log.debug("registry scanned", repositories=total, manifests=len(manifests), problems=len(problems),
               out_of_scope=listing.out_of_scope, listed_from=listing.source)
     return Inventory(
         registry=store.address, repositories=tuple(repositories), manifests=tuple(manifests),
-        problems=tuple(problems), out_of_scope=listing.out_of_scope,
+        problems=tuple(problems), out_of_scope=listing.out_of_scope, units=units,
     )
 
 

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import basic_auth_handler, default_handler, pushadd_to_gateway
 
 from kitgc.config import BY_ENV, Settings, parse_bool
-from kitgc.model import RunSummary
+from kitgc.outcome import RunSummary
 
 JOB = "camel-k-kit-gc"
 OUTCOMES = ("success", "partial", "aborted", "config_error")

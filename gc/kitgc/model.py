@@ -84,6 +84,8 @@ class Inventory:
     manifests: tuple[Manifest, ...]
     problems: tuple[RepositoryProblem, ...] = ()
     out_of_scope: int = 0  # repositories in the catalog that were not ours (never touched)
+    # Manifests that go together or not at all (an ImageStreamTag's history): (name, keys).
+    units: tuple[tuple[str, tuple[ManifestKey, ...]], ...] = ()
 
 
 # --- cluster side --------------------------------------------------------------------
@@ -97,6 +99,15 @@ class ObjectRef:
     name: str
     namespace: str | None = None
     cluster: str = ""  # "" for this cluster; else the REFERENCE_KUBECONFIG context it was read in
+    # Computed once: object references key the owner map, subjects and holders, hundreds of
+    # thousands of look-ups per run, and a frozen dataclass would hash its fields every time.
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.kind, self.name, self.namespace, self.cluster)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
         text = f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
@@ -300,31 +311,3 @@ class ExecutionResult:
     kits_deleted: tuple[KitKey, ...] = ()
     failures: tuple[DeletionFailure, ...] = ()
     deletion_disabled: bool = False  # the registry answered 405 UNSUPPORTED
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What one run did, for the summary log event, the report and the metrics."""
-
-    outcome: str  # success | partial | aborted | config_error
-    exit_code: int
-    dry_run: bool
-    started_at: float  # Unix time
-    duration_seconds: float
-    repositories_scanned: int = 0
-    manifests_scanned: int = 0
-    manifests_referenced: int = 0
-    manifests_eligible: int = 0  # would be, or were, deleted (DELETE decisions)
-    manifests_deferred: int = 0  # eligible but over MAX_DELETIONS
-    manifests_deleted: int = 0
-    kits_deleted: int = 0
-    kits_eligible: int = 0
-    delete_failures: int = 0
-    bytes_reclaimable: int = 0
-    registry_errors: int = 0
-    attachments_scanned: int = 0  # signatures, attestations, SBOMs, referrers
-    attachments_deleted: int = 0
-    clusters_read: int = 0  # this cluster and every REFERENCE_KUBECONFIG context, read completely
-    unowned_repositories: int = 0  # in-scope repositories with images and no kit this cluster ever saw
-    deletion_disabled: bool = False
-    message: str = ""

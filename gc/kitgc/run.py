@@ -13,6 +13,7 @@ once more (:mod:`kitgc.sweep`). A dry run writes nothing, so it takes no Lease a
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,34 +23,29 @@ from typing import Any
 import structlog
 
 from kitgc import __version__, pending
-from kitgc.attachments import attachment_of
 from kitgc.cluster.discovery import resolve_targets
-from kitgc.cluster.everywhere import kit_repository_names, read_everywhere
+from kitgc.cluster.everywhere import kits_shown, read_everywhere
 from kitgc.cluster.reader import ClusterReader
 from kitgc.config import Settings
-from kitgc.errors import EXIT_ABORT, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, KitGCError, RegistryError
+from kitgc.errors import EXIT_ABORT, EXIT_PARTIAL, KitGCError, RegistryError
 from kitgc.execute import announce, execute
-from kitgc.identity import ManifestKey
 from kitgc.imageref import split_address
 from kitgc.inventory import include_remembered, scan
 from kitgc.kube.connect import make_api_client
 from kitgc.lease import SweepLease
-from kitgc.model import ClusterSnapshot, ExecutionResult, Inventory, Plan, Policy, RunSummary, State
+from kitgc.model import ClusterSnapshot, ExecutionResult, Inventory, Plan, Policy, State
+from kitgc.outcome import OUTCOMES, RunSummary, exit_code, summarize
 from kitgc.plan import guards
 from kitgc.plan.unowned import looks_shared, unowned_repositories
-from kitgc.present.report import build_report, counts, reclaimable_bytes, write_report
-from kitgc.registry.auth import load_docker_config
-from kitgc.registry.client import RegistryClient
+from kitgc.present.report import build_report, write_report
 from kitgc.scope import Scope, full_organizations
 from kitgc.state import StateStore
 from kitgc.stores.base import ImageStore
-from kitgc.stores.distribution import DistributionStore
+from kitgc.stores.choose import choose_kind, open_store
 from kitgc.sweep.children import remember_children
 from kitgc.sweep.planner import Planner
 from kitgc.sweep.reread import plan_again, recheck
 from kitgc.sweep.stop import Stop
-
-OUTCOMES = {EXIT_OK: "success", EXIT_PARTIAL: "partial", EXIT_CONFIG: "config_error", EXIT_ABORT: "aborted"}
 
 
 @dataclass(repr=False)  # asyncio.run formats its task's result on exit: 100+ MB for 20,000 pods
@@ -87,22 +83,6 @@ def _targets(settings: Settings, reader: ClusterReader) -> _Targets:
     return _Targets(host, full_organizations(prefix, orgs), insecure)
 
 
-def open_store(settings: Settings, targets: _Targets) -> ImageStore:
-    """The image store this run talks to (one implementation so far: ``distribution``)."""
-    credentials = None
-    if settings.registry_auth_file:
-        credentials = load_docker_config(settings.registry_auth_file, targets.host)
-    client = RegistryClient(
-        targets.host,
-        insecure=targets.insecure,
-        ca_file=settings.registry_ca_file,
-        credentials=credentials,
-        concurrency=settings.concurrency,
-        timeout=settings.registry_timeout.total_seconds(),
-    )
-    return DistributionStore(client)
-
-
 def _unowned(settings: Settings, inventory: Inventory, cluster: ClusterSnapshot, state: State,
              log: Any) -> tuple[tuple[str, ...], str]:
     """Repositories with images and no kit this cluster ever saw; a warning when many, unprotected."""
@@ -137,17 +117,17 @@ def run_pass(
         code = exc.exit_code
         log.error("run_failed" if code != EXIT_ABORT else "run_aborted", error=str(exc), exit_code=code,
                   deleted_nothing=not (out.result and (out.result.manifests_deleted or out.result.kits_deleted)))
-        out.summary = _summary(out, settings, started, time.monotonic() - t0, code, str(exc))
+        out.summary = summarize(out, settings, started, time.monotonic() - t0, code, str(exc))
     except Exception as exc:  # a bug: say so, and never claim success
         code = EXIT_ABORT if out.result is None else EXIT_PARTIAL
         log.error("internal_error", error=f"{type(exc).__name__}: {exc}", exit_code=code, exc_info=True)
-        out.summary = _summary(out, settings, started, time.monotonic() - t0, code, f"internal error: {exc}")
+        out.summary = summarize(out, settings, started, time.monotonic() - t0, code, f"internal error: {exc}")
     else:
-        code = _exit_code(out)
+        code = exit_code(out)
         message = f"sweep stopped early: {out.stopped}; the rest waits for the next run" if out.stopped else ""
         if out.stopped:
             log.warning("sweep_stopped", reason=out.stopped)
-        out.summary = _summary(out, settings, started, time.monotonic() - t0, code, message)
+        out.summary = summarize(out, settings, started, time.monotonic() - t0, code, message)
     log.info("summary", **{k: v for k, v in out.summary.__dict__.items() if k != "message" or v})
     if settings.report_file:
         try:
@@ -156,6 +136,7 @@ def run_pass(
                 organizations=out.organizations, inventory=out.inventory))
         except OSError as exc:
             log.error("report_write_failed", path=settings.report_file, error=str(exc))
+    gc.unfreeze()  # frozen during the pass (see _pass); a process running passes in turn gets them back
     return out
 
 
@@ -181,28 +162,37 @@ async def _pass(
     reader = ClusterReader(api_client, page_size=settings.kube_page_size, timeout=kube_timeout)
     targets = _targets(settings, reader)
     out.registry, out.organizations = targets.host, targets.organizations
+    kind, kind_from = choose_kind(settings.registry_kind, targets.host)
     log.info("run_started", version=__version__, dry_run=settings.dry_run, registry=targets.host,
              organizations=list(targets.organizations), min_age=str(settings.min_age),
              prune_kits=settings.prune_kits, max_deletions=settings.max_deletions,
-             registry_plain_http=targets.insecure, registry_from=reader.registry_origin(settings.registry_address))
+             registry_plain_http=targets.insecure, registry_from=reader.registry_origin(settings.registry_address),
+             registry_kind=kind, registry_kind_from=kind_from)
     state_store = StateStore(api_client, *settings.state_configmap, timeout=kube_timeout)
     state = await asyncio.to_thread(state_store.load)
     started = datetime.now(UTC)
     # Scope follows the kits: those the cluster shows now, and those the state remembers.
-    kits_now = await asyncio.to_thread(kit_repository_names, reader)
-    scope = Scope(targets.organizations, kits_now | state.kits_seen)
-    store = open_store(settings, targets)
+    kits_now = await asyncio.to_thread(kits_shown, reader)
+    organizations = targets.organizations
+    if kind == "openshift":  # an organization is a namespace there, and S2I kits live in their own
+        organizations = tuple(dict.fromkeys((*organizations, *sorted(kits_now.namespaces))))
+        out.organizations = organizations
+    scope = Scope(organizations, kits_now.repositories | state.kits_seen)
+    store = open_store(settings, kind, targets.host, targets.insecure, api_client)
     try:
         # The registry FIRST, the cluster after (see the module docstring).
         inventory = await scan(store, scope, progress=progress, known_repositories=tuple(
-            f"{org}/{name}" for org in scope.organizations for name in sorted(kits_now)))
+            f"{org}/{name}" for org in scope.organizations for name in sorted(kits_now.repositories)))
         inventory, tracked = await include_remembered(store, inventory, state_store.remembered(), scope)
         cluster = await read_everywhere(reader, settings.reference_kubeconfig, page_size=settings.kube_page_size,
                                         timeout=kube_timeout, log=log)
         out.inventory, out.cluster = inventory, cluster
+        # The inventory and the snapshot live until the run ends: out of the collector's sight,
+        # planning does not rescan hundreds of thousands of objects at every full collection.
+        gc.freeze()
         guards.check_references(cluster)
         out.unowned, out.shared_warning = _unowned(settings, inventory, cluster, state, log)
-        policy = Policy(targets.organizations, settings.min_age, settings.prune_kits, settings.max_deletions,
+        policy = Policy(organizations, settings.min_age, settings.prune_kits, settings.max_deletions,
                         keep=settings.keep_images, kit_repositories=scope.kit_repositories)
         planner = Planner(inventory, policy, state, now or datetime.now(UTC), started)
         out.plan = planner(cluster)
@@ -243,62 +233,6 @@ async def _sweep(
             out.state_error = str(exc)
     finally:
         await asyncio.to_thread(lease.release)
-
-
-def _attachments_deleted(plan: Plan | None, deleted: tuple[ManifestKey, ...]) -> int:
-    if plan is None or not deleted:
-        return 0
-    gone = set(deleted)
-    return sum(1 for d in plan.manifests if d.manifest.key in gone and attachment_of(d.manifest) is not None)
-
-
-def _exit_code(out: PassResult) -> int:
-    if out.result and (out.result.failures or out.result.deletion_disabled):
-        return EXIT_PARTIAL
-    if out.stopped:
-        return EXIT_PARTIAL
-    if out.inventory and out.inventory.problems:
-        return EXIT_PARTIAL
-    if out.state_error:
-        return EXIT_PARTIAL
-    return EXIT_OK
-
-
-def _summary(out: PassResult, settings: Settings, started: float, duration: float, code: int,
-             message: str) -> RunSummary:
-    c = counts(out.plan) if out.plan else {}
-    res = out.result
-    deleted_keys = res.manifests_deleted if res else ()
-    if out.plan is None or code in (EXIT_ABORT, EXIT_CONFIG):
-        reclaim = 0
-    elif settings.dry_run:
-        reclaim = reclaimable_bytes(out.plan)
-    else:
-        reclaim = reclaimable_bytes(out.plan, deleted_keys)
-    return RunSummary(
-        outcome=OUTCOMES.get(code, "partial"),
-        exit_code=code,
-        dry_run=settings.dry_run,
-        started_at=started,
-        duration_seconds=round(duration, 3),
-        repositories_scanned=len(out.inventory.repositories) if out.inventory else 0,
-        manifests_scanned=c.get("manifests_scanned", 0),
-        manifests_referenced=c.get("manifests_referenced", 0),
-        manifests_eligible=c.get("manifests_eligible", 0),
-        manifests_deferred=c.get("manifests_deferred", 0),
-        manifests_deleted=len(deleted_keys),
-        kits_deleted=len(res.kits_deleted) if res else 0,
-        kits_eligible=c.get("kits_eligible", 0),
-        delete_failures=len(res.failures) if res else 0,
-        bytes_reclaimable=reclaim,
-        registry_errors=len(out.inventory.problems) if out.inventory else 0,
-        attachments_scanned=c.get("attachments_scanned", 0),
-        clusters_read=1 + len(out.cluster.clusters) if out.cluster is not None else 0,
-        unowned_repositories=len(out.unowned),
-        attachments_deleted=_attachments_deleted(out.plan, deleted_keys),
-        deletion_disabled=bool(res and res.deletion_disabled),
-        message=message,
-    )
 
 
 __all__ = ["OUTCOMES", "PassResult", "RegistryError", "run_pass"]

@@ -8,6 +8,7 @@ delete nothing (exit 3), naming the context (see :mod:`kitgc.cluster.foreign`).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from kitgc.cluster import sources
@@ -19,11 +20,22 @@ from kitgc.kube.connect import reference_client, reference_contexts
 from kitgc.model import ClusterSnapshot
 
 
-def kit_repository_names(reader: ClusterReader) -> frozenset[str]:
-    """``camel-k-<name>`` of every IntegrationKit this cluster shows now (scope, catalog fallback)."""
-    items = reader.list_raw(sources.INTEGRATION_KITS)
-    return frozenset(kit_repository_name(str(item["metadata"]["name"])) for item in items
-                     if isinstance(item.get("metadata"), dict) and item["metadata"].get("name"))
+@dataclass(frozen=True)
+class KitsShown:
+    repositories: frozenset[str]  # camel-k-<name> of every kit
+    namespaces: frozenset[str]  # where the kits live (on OpenShift, organizations)
+
+
+def kits_shown(reader: ClusterReader) -> KitsShown:
+    """The IntegrationKits this cluster shows now, for the scope (and the catalog fallback)."""
+    names, namespaces = set(), set()
+    for item in reader.list_raw(sources.INTEGRATION_KITS):
+        meta = item.get("metadata")
+        if isinstance(meta, dict) and meta.get("name"):
+            names.add(kit_repository_name(str(meta["name"])))
+            if meta.get("namespace"):
+                namespaces.add(str(meta["namespace"]))
+    return KitsShown(frozenset(names), frozenset(namespaces))
 
 
 async def read_everywhere(reader: ClusterReader, reference_kubeconfig: str | None, *, page_size: int,

@@ -16,112 +16,22 @@ without guessing from names. Kinds are named by :func:`kind_name` on both ends.
 
 from __future__ import annotations
 
-import functools
-import re
-import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from kitgc import imageref
+from kitgc.cluster import openshift_refs, traits
 from kitgc.cluster import sources as S
-from kitgc.cluster import traits
-from kitgc.cluster.objects import object_ref, owner_ref, source_kind
-from kitgc.imageref import ImageRef, InvalidReference
-from kitgc.model import Kit, KitUse, ObjectRef, Reference, UnparsableReference
+from kitgc.cluster.found import Found, pod_spec
+from kitgc.cluster.found import begin as _begin
+from kitgc.cluster.found import get as _get
+from kitgc.cluster.found import items as _items
+from kitgc.cluster.objects import source_kind
+from kitgc.model import Kit, KitUse, ObjectRef
 
 KIT_TYPE_LABEL = "camel.apache.org/kit.type"
 BUILD_FINISHED = frozenset({"Succeeded", "Failed", "Error", "Interrupted"})
-_CONTAINER_KINDS = ("containers", "initContainers", "ephemeralContainers")
 _STATUS_KINDS = ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses")
-_RUNTIME_PREFIXES = ("docker-pullable://", "docker://")
-_BARE_DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*:[0-9a-fA-F]{32,}")
-
-
-@dataclass
-class Found:
-    """What one or more objects contribute to the cluster snapshot."""
-
-    references: list[Reference] = field(default_factory=list)
-    kits: list[Kit] = field(default_factory=list)
-    kit_uses: list[KitUse] = field(default_factory=list)
-    unparsable: list[UnparsableReference] = field(default_factory=list)
-    owners: dict[ObjectRef, ObjectRef] = field(default_factory=dict)  # child -> its controlling owner
-
-    def extend(self, other: Found) -> None:
-        """Add ``other``; a child already known keeps the owner first recorded for it."""
-        self.references += other.references
-        self.kits += other.kits
-        self.kit_uses += other.kit_uses
-        self.unparsable += other.unparsable
-        for child, owner in other.owners.items():
-            self.owners.setdefault(child, owner)
-
-    def image(self, value: Any, src: ObjectRef, path: str, *, runtime: bool = False) -> None:
-        """Record ``value`` found at ``path``: a Reference, or an UnparsableReference.
-
-        ``None`` and "" are skipped (a template may leave the image to a webhook; a container
-        not yet pulled has no imageID). ``runtime`` values come from a container runtime and
-        may carry a ``docker-pullable://`` prefix or be a bare ``sha256:…`` image ID.
-        """
-        ref = self.parse(value, src, path, runtime=runtime)
-        if ref is not None:
-            self.references.append(Reference(ref, src, sys.intern(path)))  # one copy of each path
-
-    def parse(self, value: Any, src: ObjectRef, path: str, *, runtime: bool = False) -> ImageRef | None:
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            self.unparsable.append(UnparsableReference(repr(value), src, path, f"not a string: {type(value).__name__}"))
-            return None
-        text = value
-        if runtime:
-            for prefix in _RUNTIME_PREFIXES:
-                if text.startswith(prefix):
-                    text = text[len(prefix):]
-        try:
-            return _parse(text, runtime)
-        except InvalidReference as exc:
-            self.unparsable.append(UnparsableReference(value, src, path, str(exc)))
-            return None
-
-
-@functools.lru_cache(maxsize=16384)
-def _parse(text: str, runtime: bool) -> ImageRef:
-    """Parsed once per distinct string: 20,000 pods name a few thousand images, and the
-    (immutable) ImageRef is shared by every reference to it, in time and in memory."""
-    if runtime and _BARE_DIGEST.fullmatch(text):
-        return imageref.digest_only(text)
-    return imageref.parse(text)
-
-
-def _get(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def _items(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _begin(kind: str, obj: dict[str, Any]) -> tuple[Found, ObjectRef]:
-    """A fresh Found and ``obj``'s ref, with ``obj``'s owner recorded: every extractor starts here."""
-    found, src = Found(), object_ref(kind, obj)
-    owner = owner_ref(obj, src.namespace)
-    if owner is not None and src.name:  # a nameless object is no link in any chain
-        found.owners[src] = owner
-    return found, src
-
-
-def pod_spec(found: Found, spec: Any, src: ObjectRef, prefix: str) -> None:
-    """Images of containers, init containers and ephemeral containers of a pod spec."""
-    for kind in _CONTAINER_KINDS:
-        for i, c in enumerate(_items(_get(spec, kind))):
-            found.image(c.get("image"), src, f"{prefix}.{kind}[{c.get('name') or i}].image")
 
 
 def container_statuses(found: Found, status: Any, src: ObjectRef, prefix: str = "status") -> None:
@@ -286,14 +196,20 @@ EXTRACTORS: dict[S.Source, Callable[[dict[str, Any]], Found]] = {
     S.INTEGRATION_PLATFORMS: platform_like(source_kind(S.INTEGRATION_PLATFORMS)),
     S.INTEGRATION_PROFILES: platform_like(source_kind(S.INTEGRATION_PROFILES)),
     S.BUILDS: build,
+    **openshift_refs.EXTRACTORS,
 }
 
 
 def extract(source: S.Source, obj: dict[str, Any], now: datetime) -> Found:
-    """Everything ``obj`` (an item listed from ``source``) contributes to the snapshot."""
-    if source == S.INTEGRATION_KITS:
-        return integration_kit(obj, now)
+    """Everything ``obj`` (an item listed from ``source``) contributes to the snapshot; on
+    every kind, the ImageStreamTags of its ``image.openshift.io/triggers`` annotation too."""
     fn = EXTRACTORS.get(source)
-    if fn is None:
+    if source == S.INTEGRATION_KITS:
+        found = integration_kit(obj, now)
+    elif fn is None:
         raise KeyError(f"no extraction rule for {source}")
-    return fn(obj)
+    else:
+        found = fn(obj)
+    openshift_refs.triggers(found, source, obj)
+    return found
+

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 
 from kitgc.cluster import sources as S
+from kitgc.cluster.openshift_refs import TRIGGERS_ANNOTATION
 from kitgc.cluster.traits import CONTAINER_IMAGE_ANNOTATION
 
 
@@ -38,21 +39,19 @@ class _OwnerReference(_Part):
     controller: Any = None
 
 
+class _Annotations(_Part):
+    """Only the annotations extraction reads; a map that is not an object fails the page."""
+
+    container_image: Any = msgspec.field(default=None, name=CONTAINER_IMAGE_ANNOTATION)
+    triggers: Any = msgspec.field(default=None, name=TRIGGERS_ANNOTATION)  # read on every kind
+
+
 class _Meta(_Part):
     name: Any = None
     namespace: Any = None
     # An entry that is not an object fails the page, which is then decoded in full.
     ownerReferences: list[_OwnerReference] | None = None
-
-
-class _TraitAnnotations(_Part):
-    """Only the one annotation extraction reads; a map that is not an object fails the page."""
-
-    container_image: Any = msgspec.field(default=None, name=CONTAINER_IMAGE_ANNOTATION)
-
-
-class _AnnotatedMeta(_Meta):
-    annotations: _TraitAnnotations | None = None
+    annotations: _Annotations | None = None
 
 
 class _KitMeta(_Meta):
@@ -158,7 +157,7 @@ class _BindingSpec(_Part):
 class _Binding(_Part):
     """Pipe, KameletBinding: the trait annotation, spec.traits, spec.integration.traits."""
 
-    metadata: _AnnotatedMeta | None = None
+    metadata: _Meta | None = None
     spec: _BindingSpec | None = None
 
 
@@ -168,7 +167,7 @@ class _IntegrationStatus(_Part):
 
 
 class _Integration(_Part):
-    metadata: _AnnotatedMeta | None = None
+    metadata: _Meta | None = None
     spec: _IntegrationSpec | None = None
     status: _IntegrationStatus | None = None
 
@@ -188,6 +187,65 @@ class _IntegrationKit(_Part):
     metadata: _KitMeta | None = None
     spec: _KitSpec | None = None
     status: _KitStatus | None = None
+
+
+class _ObjectReferenceSpec(_Part):
+    """A part whose ``from`` is an ObjectReference, kept whole (extraction reports it as it is)."""
+
+    from_: Any = msgspec.field(default=None, name="from")
+
+
+class _DeploymentTrigger(_Part):
+    imageChangeParams: _ObjectReferenceSpec | None = None
+
+
+class _DeploymentConfigSpec(_TemplateSpec):
+    triggers: list[_DeploymentTrigger] | None = None
+
+
+class _DeploymentConfig(_Part):  # OpenShift: spec.template.spec, spec.triggers[].imageChangeParams.from
+    metadata: _Meta | None = None
+    spec: _DeploymentConfigSpec | None = None
+
+
+class _BuildStrategy(_Part):
+    sourceStrategy: _ObjectReferenceSpec | None = None
+    dockerStrategy: _ObjectReferenceSpec | None = None
+    customStrategy: _ObjectReferenceSpec | None = None
+
+
+class _BuildSource(_Part):
+    images: list[_ObjectReferenceSpec] | None = None
+
+
+class _BuildTrigger(_Part):
+    imageChange: _ObjectReferenceSpec | None = None
+
+
+class _BuildConfigSpec(_Part):
+    strategy: _BuildStrategy | None = None
+    source: _BuildSource | None = None
+    triggers: list[_BuildTrigger] | None = None
+    output: Any = None  # {to, pushSecret, imageLabels}: small
+
+
+class _BuildConfig(_Part):  # OpenShift: the from of strategies, image sources and triggers; output.to
+    metadata: _Meta | None = None
+    spec: _BuildConfigSpec | None = None
+
+
+class _TagReference(_ObjectReferenceSpec):
+    name: Any = None
+
+
+class _ImageStreamSpec(_Part):
+    lookupPolicy: Any = None  # {local}
+    tags: list[_TagReference] | None = None
+
+
+class _ImageStream(_Part):  # OpenShift: spec.tags[].from, spec.lookupPolicy (not the status: its history)
+    metadata: _Meta | None = None
+    spec: _ImageStreamSpec | None = None
 
 
 class _ListMeta(msgspec.Struct):
@@ -218,6 +276,9 @@ _DECODERS: dict[S.Source, msgspec.json.Decoder[Any]] = {
     S.PIPES: _decoder(_Binding),
     S.KAMELET_BINDINGS: _decoder(_Binding),
     S.INTEGRATION_KITS: _decoder(_IntegrationKit),
+    S.DEPLOYMENT_CONFIGS: _decoder(_DeploymentConfig),
+    S.BUILD_CONFIGS: _decoder(_BuildConfig),
+    S.IMAGE_STREAMS: _decoder(_ImageStream),
 }
 
 

@@ -5,7 +5,7 @@ read to the end raises :class:`SourceUnavailable` (exit 3) naming it, in one lin
 is transient (5xx, 429, timeouts, resets) is retried with backoff; an expired continue
 token restarts that source's list from the beginning, so that what one source contributes
 always comes from one consistent list. Only optional APIs (Knative, IntegrationProfiles,
-Pipes, KameletBindings) may be absent, and only when API discovery says so.
+Pipes, KameletBindings, OpenShift's) may be absent, and only when API discovery says so.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import structlog
 from kitgc.cluster import discovery
 from kitgc.cluster import sources as S
 from kitgc.cluster.extract import Found, extract
+from kitgc.cluster.local_lookup import with_local_lookups
 from kitgc.cluster.projection import decode_page
 from kitgc.errors import KubernetesError, SourceUnavailable
 from kitgc.kube.http import KubeHttp, Response, TransportError
@@ -235,7 +236,7 @@ class ClusterReader:
             if source == S.INTEGRATIONS:
                 integrations = result.objects
         return ClusterSnapshot(
-            references=tuple(total.references),
+            references=with_local_lookups(total),
             kits=tuple(total.kits),
             kit_uses=tuple(total.kit_uses),
             unparsable=tuple(total.unparsable),

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Source:
-    """A resource listed cluster-wide. ``optional`` APIs (Knative, Pipes, KameletBindings) may be absent."""
+    """A resource listed cluster-wide. ``optional`` APIs (Knative, Pipes, KameletBindings, OpenShift's)
+    may be absent."""
 
     group: str  # "" for the core group
     version: str
@@ -35,6 +36,9 @@ class Source:
 
 CAMEL = "camel.apache.org"
 KNATIVE = "serving.knative.dev"
+OPENSHIFT_APPS = "apps.openshift.io"
+OPENSHIFT_BUILD = "build.openshift.io"
+OPENSHIFT_IMAGE = "image.openshift.io"
 
 PODS = Source("", "v1", "pods", "Pod")
 DEPLOYMENTS = Source("apps", "v1", "deployments", "Deployment")
@@ -54,6 +58,10 @@ INTEGRATION_KITS = Source(CAMEL, "v1", "integrationkits", "IntegrationKit")
 INTEGRATION_PLATFORMS = Source(CAMEL, "v1", "integrationplatforms", "IntegrationPlatform")
 INTEGRATION_PROFILES = Source(CAMEL, "v1", "integrationprofiles", "IntegrationProfile", optional=True)
 BUILDS = Source(CAMEL, "v1", "builds", "Build")
+# OpenShift (kitgc.cluster.openshift_refs): served on OpenShift only.
+DEPLOYMENT_CONFIGS = Source(OPENSHIFT_APPS, "v1", "deploymentconfigs", "DeploymentConfig", optional=True)
+BUILD_CONFIGS = Source(OPENSHIFT_BUILD, "v1", "buildconfigs", "BuildConfig", optional=True)
+IMAGE_STREAMS = Source(OPENSHIFT_IMAGE, "v1", "imagestreams", "ImageStream", optional=True)
 
 # Every source is read on every run: a source that cannot be read completely aborts the
 # pass (exit 3), except an optional API that the server does not serve at all.
@@ -76,6 +84,9 @@ SOURCES: tuple[Source, ...] = (
     INTEGRATION_PLATFORMS,
     INTEGRATION_PROFILES,
     BUILDS,
+    DEPLOYMENT_CONFIGS,
+    BUILD_CONFIGS,
+    IMAGE_STREAMS,
 )
 
 READ_VERBS = ("get", "list")

@@ -121,28 +121,33 @@ class _Holders:
 
     def __init__(self, uses: Sequence[KitUse], references: Sequence[Reference], resolver: TagResolver,
                  subjects: Subjects) -> None:
-        self.users: dict[KitKey, dict[ObjectRef, Subject]] = defaultdict(dict)
+        # Holders are kept as (object, field) and become Subjects (with owner chains) only for
+        # the kits whose reason names them: tens of thousands of pods hold images, few hold kits'.
+        self._subjects = subjects
+        self.users: dict[KitKey, dict[ObjectRef, str]] = defaultdict(dict)
         for use in uses:
-            self.users[KitKey(use.kit_namespace, use.kit_name)].setdefault(use.user, subjects.of(use.user))
-        self.by_digest: dict[str, dict[ObjectRef, Subject]] = defaultdict(dict)
-        self.by_tag: dict[tuple[str, str], dict[ObjectRef, Subject]] = defaultdict(dict)
+            self.users[KitKey(use.kit_namespace, use.kit_name)].setdefault(use.user, "")
+        self.by_digest: dict[str, dict[ObjectRef, str]] = defaultdict(dict)
+        self.by_tag: dict[tuple[str, str], dict[ObjectRef, str]] = defaultdict(dict)
         for ref in references:
             for digest in resolver.digests(ref.image):
-                self.by_digest[digest].setdefault(ref.source, subjects.of(ref.source, ref.field))
+                self.by_digest[digest].setdefault(ref.source, ref.field)
             if not ref.image.by_digest:
-                self.by_tag[(ref.image.repository, ref.image.effective_tag)].setdefault(
-                    ref.source, subjects.of(ref.source, ref.field))
+                self.by_tag[(ref.image.repository, ref.image.effective_tag)].setdefault(ref.source, ref.field)
 
     def reason(self, key: KitKey, images: _KitImages) -> Reason | None:
         """Why the kit is in use: an Integration uses it, or a workload names its image."""
         if self.users.get(key):
-            return Reason(ReasonKind.USED, _sorted_subjects(self.users[key]))
-        sources: dict[ObjectRef, Subject] = {}
+            return Reason(ReasonKind.USED, self._sorted(self.users[key]))
+        sources: dict[ObjectRef, str] = {}
         for d in images.digests:
             sources.update(self.by_digest.get(d, {}))
         for t in images.unresolved_tags:
             sources.update(self.by_tag.get(t, {}))
-        return Reason(ReasonKind.IMAGE_REFERENCED, _sorted_subjects(sources)) if sources else None
+        return Reason(ReasonKind.IMAGE_REFERENCED, self._sorted(sources)) if sources else None
+
+    def _sorted(self, found: dict[ObjectRef, str]) -> tuple[Subject, ...]:
+        return tuple(self._subjects.of(ref, found[ref]) for ref in sorted(found, key=str))
 
 
 def _keep_what_staying_kits_build_on(
@@ -175,7 +180,3 @@ def _keep_what_staying_kits_build_on(
                     decisions[kit] = KitDecision(kit, Action.KEEP, Reason(label, (Subject(staying.ref, field),)))
                     queue.append(kit)
     return remaining
-
-
-def _sorted_subjects(found: dict[ObjectRef, Subject]) -> tuple[Subject, ...]:
-    return tuple(found[ref] for ref in sorted(found, key=str))

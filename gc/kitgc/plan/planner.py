@@ -20,7 +20,7 @@ tag listed twice protects both digests, a reference whose host differs still pro
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -32,6 +32,7 @@ from kitgc.model import (
     KitDecision,
     Manifest,
     ManifestDecision,
+    ObjectRef,
     Plan,
     Policy,
     Reference,
@@ -42,7 +43,7 @@ from kitgc.plan.attached import Attachments
 from kitgc.plan.evidence import Evidence, Going
 from kitgc.plan.kits import decide_kits
 from kitgc.plan.protect import Keeper, TagResolver, protect, referenced_keys
-from kitgc.plan.reasons import Reason, ReasonKind
+from kitgc.plan.reasons import MAX_CHAIN, Reason, ReasonKind
 from kitgc.scope import in_scope
 
 
@@ -80,6 +81,7 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
         before = {key: d.action for key, d in decisions.items()}
         attachments.follow(decisions, by_key)
         _keep_children_of_staying_indexes(decisions, manifests)
+        _hold_units(decisions, inventory.units)
         if before == {key: d.action for key, d in decisions.items()}:
             break
 
@@ -196,7 +198,20 @@ def _foreign_references(cluster: ClusterSnapshot) -> list[Reference]:
     snapshot does not list stays an ordinary reference (the safe side).
     """
     known = {k.ref for k in cluster.kits}  # local kits: a kit of another cluster is never one of them
-    return [r for r in cluster.references if not (r.source.kind == "IntegrationKit" and r.source in known)]
+    return [r for r in cluster.references if not _speaks_for_a_kit(r.source, known, cluster.owners)]
+
+
+def _speaks_for_a_kit(source: ObjectRef, kits: set[ObjectRef], owners: Mapping[ObjectRef, ObjectRef]) -> bool:
+    """Whether ``source`` is a known kit, or owned by one (an S2I kit's BuildConfig pushing to the
+    kit's ImageStream): what it names is the kit's own, protected exactly while the kit stays."""
+    current: ObjectRef | None = source
+    for _ in range(MAX_CHAIN + 1):
+        if current is None:
+            return False
+        if current.kind == "IntegrationKit" and current in kits:
+            return True
+        current = owners.get(current)
+    return False
 
 
 def _hold_reason(cluster: ClusterSnapshot) -> str:
@@ -219,6 +234,24 @@ def _problems(inventory: Inventory) -> dict[str, list[Reason]]:
     for p in inventory.problems:
         found[p.repository].add(Reason(ReasonKind.READ_PROBLEM, message=p.message, tag=p.tag))
     return {repo: sorted(reasons, key=str) for repo, reasons in found.items()}
+
+
+def _hold_units(decisions: Decisions, units: Sequence[tuple[str, tuple[ManifestKey, ...]]]) -> None:
+    """Manifests that can only go together (an ImageStreamTag and its history) go together or stay.
+
+    One that stays — kept or deferred — holds the others of its unit: they stay too, deferred
+    with a deferred one, kept otherwise.
+    """
+    for name, keys in units:
+        present = [decisions[k] for k in keys if k in decisions]
+        staying = [d for d in present if d.action is not Action.DELETE]
+        if not staying or len(staying) == len(present):
+            continue
+        action = Action.KEEP if any(d.action is Action.KEEP for d in staying) else Action.DEFER
+        for d in present:
+            if d.action is Action.DELETE:
+                why = Reason(ReasonKind.HELD_BY_UNIT, message=name)
+                decisions[d.manifest.key] = replace(d, action=action, why=(why, *d.why), kits=())
 
 
 def _keep_children_of_staying_indexes(

@@ -19,7 +19,7 @@ from kitgc.identity import ManifestKey, last_segment
 from kitgc.imageref import ImageRef
 from kitgc.keep import KeepPattern, first_match
 from kitgc.model import Kit, Manifest, ObjectRef, Reference
-from kitgc.plan.reasons import PROTECTING, Reason, ReasonKind, Subject, owner_chain, sort_reasons
+from kitgc.plan.reasons import MAX_CHAIN, PROTECTING, Reason, ReasonKind, Subject, sort_reasons
 
 
 class TagResolver:
@@ -50,10 +50,21 @@ class Subjects:
         self._chains: dict[ObjectRef, tuple[ObjectRef, ...]] = {}
 
     def of(self, ref: ObjectRef, field: str = "") -> Subject:
+        return Subject(ref, field, self.chain(ref))
+
+    def chain(self, ref: ObjectRef, depth: int = 0) -> tuple[ObjectRef, ...]:
+        """The owners above ``ref``, each owner's own chain followed once (pods share ReplicaSets)."""
         chain = self._chains.get(ref)
         if chain is None:
-            chain = self._chains[ref] = owner_chain(ref, self._owners) if self._owners else ()
-        return Subject(ref, field, chain)
+            owner = self._owners.get(ref)
+            if owner is None or depth >= MAX_CHAIN:
+                chain = ()
+            else:
+                above = self.chain(owner, depth + 1)
+                chain = (owner,) if ref in above or owner == ref else (owner, *above)  # a loop ends it
+                chain = chain[:MAX_CHAIN]
+            self._chains[ref] = chain
+        return chain
 
 
 def reference_reason(ref: Reference, subjects: Subjects) -> Reason:
@@ -131,34 +142,47 @@ def protect(
     (without the kits' own, which ``staying`` carries once kit decisions are made);
     ``keeper`` adds KEEP_IMAGES.
     """
+    # Reasons are collected by identity, not hashed: each is built once (one per holder, field
+    # and tag), and tens of thousands of them would otherwise be hashed field by field.
     subjects = Subjects(owners or {})
-    by_digest: dict[str, set[Reason]] = defaultdict(set)
+    present = {m.digest for m in manifests}  # a reason is built only for what it can protect here
+    by_digest: dict[str, dict[int, Reason]] = defaultdict(dict)
+    made: dict[tuple[ObjectRef, str, bool, str], Reason] = {}
     for ref in references:
-        digests = resolver.digests(ref.image)
+        digests = [d for d in resolver.digests(ref.image) if d in present]
         if digests:
-            reason = reference_reason(ref, subjects)
+            key = (ref.source, ref.field, ref.image.by_digest, ref.image.effective_tag)
+            reason = made.get(key)
+            if reason is None:
+                reason = made[key] = reference_reason(ref, subjects)
             for digest in digests:
-                by_digest[digest].add(reason)
+                by_digest[digest][id(reason)] = reason
 
-    by_repo_name: dict[str, set[Reason]] = defaultdict(set)
+    by_repo_name: dict[str, list[Reason]] = defaultdict(list)
     for kit in staying:
         for kind, path, image in kit_images(kit):
+            reason = Reason(kind, (Subject(kit.ref, path),))
             for digest in resolver.digests(image):
-                by_digest[digest].add(Reason(kind, (Subject(kit.ref, path),)))
+                by_digest[digest][id(reason)] = reason
         if kit.building:
-            by_repo_name[kit.repository_name].add(
+            by_repo_name[kit.repository_name].append(
                 Reason(ReasonKind.KIT_BUILDING, (Subject(kit.ref),), phase=kit.phase))
 
-    found: dict[ManifestKey, set[Reason]] = {}
+    found: dict[ManifestKey, list[Reason]] = {}
     for m in manifests:
-        reasons = by_digest.get(m.digest, set()) | by_repo_name.get(last_segment(m.repository), set())
+        reasons = [*by_digest.get(m.digest, {}).values(), *by_repo_name.get(last_segment(m.repository), ())]
         kept = keeper.manifest(m) if keeper is not None else None
         if kept is not None:
-            reasons = reasons | {kept}
+            reasons.append(kept)
         if reasons:
             found[m.key] = reasons
 
-    # A kept index keeps its children, transitively (an index may list indexes).
+    _keep_children(found, manifests)
+    return {key: sort_reasons(reasons) for key, reasons in found.items()}
+
+
+def _keep_children(found: dict[ManifestKey, list[Reason]], manifests: Sequence[Manifest]) -> None:
+    """A kept index keeps its children, transitively (an index may list indexes)."""
     by_key = {m.key: m for m in manifests}
     queue = deque(sorted(found))
     while queue:
@@ -168,10 +192,9 @@ def protect(
             if child_key not in by_key:
                 continue
             if child_key not in found:
-                found[child_key] = set()
+                found[child_key] = []
                 queue.append(child_key)
-            found[child_key].add(Reason(ReasonKind.INDEX_CHILD, index=index.key))
-    return {key: sort_reasons(reasons) for key, reasons in found.items()}
+            found[child_key].append(Reason(ReasonKind.INDEX_CHILD, index=index.key))
 
 
 def referenced_keys(protected: Mapping[ManifestKey, Sequence[Reason]]) -> set[ManifestKey]:

@@ -40,6 +40,7 @@ class ReasonKind(StrEnum):
     OVER_MAX_DELETIONS = "over_max_deletions"
     CHILD_OF_DEFERRED = "child_of_deferred"
     HELD = "held"  # the run may delete nothing (an unparsable reference)
+    HELD_BY_UNIT = "held_by_unit"  # deleted only with others (an ImageStreamTag's history), and one stays
     # An attachment (signature, attestation, SBOM, referrer) takes its image's decision.
     ATTACHED_TO_KEPT = "attached_to_kept"
     ATTACHED_TO_DELETED = "attached_to_deleted"
@@ -183,6 +184,14 @@ def owner_chain(ref: ObjectRef, owners: Any) -> tuple[ObjectRef, ...]:
 
 
 def sort_reasons(reasons: set[Reason] | list[Reason]) -> list[Reason]:
-    """Headline first: references, then kit images, building kits, index parents, problems."""
-    return sorted(reasons, key=lambda r: (r.rank, str(r), [(s.ref.kind, s.ref.namespace or "", s.ref.name, s.field)
-                                                           for s in r.subjects]))
+    """Headline first: references, then kit images, building kits, index parents, problems.
+
+    Within a rank the order is the sentences' alphabetical order (by digest before by tag,
+    then by the holder's kind, namespace and name), computed from the data, not the words.
+    """
+    return sorted(reasons, key=_order)
+
+
+def _order(r: Reason) -> tuple[Any, ...]:
+    holders = [(s.ref.kind, s.ref.namespace or "", s.ref.name, s.ref.cluster, s.field) for s in r.subjects]
+    return (r.rank, r.kind.value, r.tag is not None, r.tag or "", holders, r.message, str(r.index or ""))

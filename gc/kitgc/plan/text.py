@@ -154,6 +154,8 @@ _WORDING: dict[ReasonKind, Callable[[Reason, View], str]] = {
     _K.CHILD_OF_DEFERRED: lambda r, v: (
         f"child of deferred index {index_text(r.index) if r.index else '?'}, deferred with it"),
     _K.HELD: lambda r, v: f"unreferenced for {_age(r)}, not deleted: {r.message}",
+    _K.HELD_BY_UNIT: lambda r, v: (
+        f"unreferenced, but goes only with {r.message}, whose history holds an image that stays"),
     _K.ATTACHED_TO_KEPT: lambda r, v: f"{_attachment(r)} of kept image {_index(r)}",
     _K.ATTACHED_TO_DELETED: lambda r, v: f"{_attachment(r)} of {_index(r)}, deleted with it",
     _K.ATTACHED_TO_DEFERRED: lambda r, v: f"{_attachment(r)} of deferred image {_index(r)}, deferred with it",

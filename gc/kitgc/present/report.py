@@ -11,11 +11,14 @@ import os
 import tempfile
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kitgc.attachments import attached_to, attachment_of
 from kitgc.identity import ManifestKey
-from kitgc.model import Action, ExecutionResult, Inventory, Manifest, ManifestDecision, Plan, RunSummary
+from kitgc.model import Action, ExecutionResult, Inventory, Manifest, ManifestDecision, Plan
+
+if TYPE_CHECKING:
+    from kitgc.outcome import RunSummary
 
 
 def reclaimable_bytes(plan: Plan, deleted: Iterable[ManifestKey] | None = None) -> int:

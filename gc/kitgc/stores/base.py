@@ -56,6 +56,9 @@ class RepositoryScan:
     repository: str
     manifests: dict[str, Manifest] = field(default_factory=dict)
     problems: list[RepositoryProblem] = field(default_factory=list)
+    # Digests that can only be deleted together (an OpenShift ImageStreamTag and its history),
+    # each with what to call the group in a reason.
+    units: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
 
 class DeleteOutcome(StrEnum):
