@@ -94,7 +94,7 @@ def test_everything_attached_to_a_referenced_image_is_kept_with_its_own_reason()
     assert [f.action(p, m) for m in every] == [Action.KEEP] * 5
     for m in every[1:]:
         why = f.decision(p, m).why[0]
-        assert why.kind in (ReasonKind.ATTACHED_TO_KEPT, ReasonKind.INDEX_CHILD) and "kept" in str(why)
+        assert why.kind in (ReasonKind.KEPT_WITH_IMAGE, ReasonKind.INDEX_CHILD) and "kept" in str(why)
     assert str(f.decision(p, every[1]).why[0]) == f"signature of kept image {img.key.short()}"
 
 
@@ -138,7 +138,7 @@ def test_max_deletions_counts_attachments_and_defers_them_with_their_image() -> 
     every = _set(img)
     p = f.run(f.inventory(*every), f.cluster(), f.policy(min_age=0 * HOUR, max_deletions=3))
     assert {f.action(p, m) for m in every} == {Action.DEFER}
-    assert f.decision(p, every[1]).why[0].kind is ReasonKind.ATTACHED_TO_DEFERRED
+    assert f.decision(p, every[1]).why[0].kind is ReasonKind.DEFERRED_WITH_IMAGE
 
 
 def test_an_image_kept_as_a_child_of_an_index_keeps_its_attachments() -> None:

@@ -56,9 +56,9 @@ EVERY: dict[ReasonKind, Reason] = {
     ReasonKind.CHILD_OF_DEFERRED: Reason(ReasonKind.CHILD_OF_DEFERRED, index=INDEX),
     ReasonKind.HELD: Reason(ReasonKind.HELD, age=3 * DAY, message="1 image reference(s) could not be parsed"),
     ReasonKind.HELD_BY_UNIT: Reason(ReasonKind.HELD_BY_UNIT, message="ImageStreamTag shop/camel-k-kit-a:2"),
-    ReasonKind.ATTACHED_TO_KEPT: Reason(ReasonKind.ATTACHED_TO_KEPT, index=INDEX, message="signature"),
-    ReasonKind.ATTACHED_TO_DELETED: Reason(ReasonKind.ATTACHED_TO_DELETED, index=INDEX, message="sbom"),
-    ReasonKind.ATTACHED_TO_DEFERRED: Reason(ReasonKind.ATTACHED_TO_DEFERRED, index=INDEX, message="referrers_index"),
+    ReasonKind.KEPT_WITH_IMAGE: Reason(ReasonKind.KEPT_WITH_IMAGE, index=INDEX, message="signature"),
+    ReasonKind.DELETED_WITH_IMAGE: Reason(ReasonKind.DELETED_WITH_IMAGE, index=INDEX, message="sbom"),
+    ReasonKind.DEFERRED_WITH_IMAGE: Reason(ReasonKind.DEFERRED_WITH_IMAGE, index=INDEX, message="referrers_index"),
     ReasonKind.AGE_FROM_KIT: Reason(ReasonKind.AGE_FROM_KIT, (Subject(KIT, "metadata.creationTimestamp"),),
                                     since=SINCE),
     ReasonKind.AGE_FROM_STATE: Reason(ReasonKind.AGE_FROM_STATE, since=SINCE),
@@ -95,9 +95,9 @@ WORDS = {
     ReasonKind.HELD: "unreferenced for 3d, not deleted: 1 image reference(s) could not be parsed",
     ReasonKind.HELD_BY_UNIT: ("unreferenced, but goes only with ImageStreamTag shop/camel-k-kit-a:2, whose history "
                               "holds an image that stays"),
-    ReasonKind.ATTACHED_TO_KEPT: "signature of kept image camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa",
-    ReasonKind.ATTACHED_TO_DELETED: "SBOM of camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa, deleted with it",
-    ReasonKind.ATTACHED_TO_DEFERRED: ("referrers index of deferred image camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa, "
+    ReasonKind.KEPT_WITH_IMAGE: "signature of kept image camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa",
+    ReasonKind.DELETED_WITH_IMAGE: "SBOM of camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa, deleted with it",
+    ReasonKind.DEFERRED_WITH_IMAGE: ("referrers index of deferred image camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa, "
                                       "deferred with it"),
     ReasonKind.AGE_FROM_KIT: ("age from the creationTimestamp of IntegrationKit camel-k/kit-a "
                               "(2026-01-01T00:00:00+00:00)"),

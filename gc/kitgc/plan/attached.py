@@ -18,8 +18,8 @@ from kitgc.identity import ManifestKey
 from kitgc.model import Action, Manifest, ManifestDecision
 from kitgc.plan.reasons import Reason, ReasonKind
 
-_FOLLOWS = {Action.KEEP: ReasonKind.ATTACHED_TO_KEPT, Action.DELETE: ReasonKind.ATTACHED_TO_DELETED,
-            Action.DEFER: ReasonKind.ATTACHED_TO_DEFERRED}
+_FOLLOWS = {Action.KEEP: ReasonKind.KEPT_WITH_IMAGE, Action.DELETE: ReasonKind.DELETED_WITH_IMAGE,
+            Action.DEFER: ReasonKind.DEFERRED_WITH_IMAGE}
 
 
 class Attachments:
@@ -78,7 +78,7 @@ class Attachments:
             if key not in decisions:
                 decisions[key] = ManifestDecision(
                     by_key[key], Action.KEEP,
-                    (Reason(ReasonKind.ATTACHED_TO_KEPT, index=key.child(found.subject), message=found.kind.value),))
+                    (Reason(ReasonKind.KEPT_WITH_IMAGE, index=key.child(found.subject), message=found.kind.value),))
 
 
 _FOLLOW_KINDS = frozenset(_FOLLOWS.values())

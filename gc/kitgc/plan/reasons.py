@@ -42,9 +42,9 @@ class ReasonKind(StrEnum):
     HELD = "held"  # the run may delete nothing (an unparsable reference)
     HELD_BY_UNIT = "held_by_unit"  # deleted only with others (an ImageStreamTag's history), and one stays
     # An attachment (signature, attestation, SBOM, referrer) takes its image's decision.
-    ATTACHED_TO_KEPT = "attached_to_kept"
-    ATTACHED_TO_DELETED = "attached_to_deleted"
-    ATTACHED_TO_DEFERRED = "attached_to_deferred"
+    KEPT_WITH_IMAGE = "attached_to_kept"
+    DELETED_WITH_IMAGE = "attached_to_deleted"
+    DEFERRED_WITH_IMAGE = "attached_to_deferred"
     # How old an unreferenced manifest is, by the best evidence (listed after the headline).
     AGE_FROM_KIT = "age_from_kit"
     AGE_FROM_STATE = "age_from_state"
@@ -76,13 +76,13 @@ _RANK = {
     ReasonKind.ROOT_IMAGE: 1,
     ReasonKind.KIT_BUILDING: 2,
     ReasonKind.INDEX_CHILD: 3,
-    ReasonKind.ATTACHED_TO_KEPT: 3,
+    ReasonKind.KEPT_WITH_IMAGE: 3,
     ReasonKind.READ_PROBLEM: 4,
 }
 
 # Reasons that mean "something in the cluster refers to this manifest" (kitgc_manifests_referenced);
 # INDEX_CHILD only counts when its index is referenced (see protect.referenced_keys).
-PROTECTING = frozenset(_RANK) - {ReasonKind.READ_PROBLEM, ReasonKind.ATTACHED_TO_KEPT, ReasonKind.KEPT_BY_USER}
+PROTECTING = frozenset(_RANK) - {ReasonKind.READ_PROBLEM, ReasonKind.KEPT_WITH_IMAGE, ReasonKind.KEPT_BY_USER}
 
 
 @dataclass(frozen=True)

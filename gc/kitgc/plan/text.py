@@ -156,9 +156,9 @@ _WORDING: dict[ReasonKind, Callable[[Reason, View], str]] = {
     _K.HELD: lambda r, v: f"unreferenced for {_age(r)}, not deleted: {r.message}",
     _K.HELD_BY_UNIT: lambda r, v: (
         f"unreferenced, but goes only with {r.message}, whose history holds an image that stays"),
-    _K.ATTACHED_TO_KEPT: lambda r, v: f"{_attachment(r)} of kept image {_index(r)}",
-    _K.ATTACHED_TO_DELETED: lambda r, v: f"{_attachment(r)} of {_index(r)}, deleted with it",
-    _K.ATTACHED_TO_DEFERRED: lambda r, v: f"{_attachment(r)} of deferred image {_index(r)}, deferred with it",
+    _K.KEPT_WITH_IMAGE: lambda r, v: f"{_attachment(r)} of kept image {_index(r)}",
+    _K.DELETED_WITH_IMAGE: lambda r, v: f"{_attachment(r)} of {_index(r)}, deleted with it",
+    _K.DEFERRED_WITH_IMAGE: lambda r, v: f"{_attachment(r)} of deferred image {_index(r)}, deferred with it",
     _K.AGE_FROM_KIT: lambda r, v: (
         f"age from the creationTimestamp of {_first(r, v)} ({r.since.isoformat() if r.since else '?'})"),
     _K.AGE_FROM_STATE: lambda r, v: f"age from the first-seen state ({r.since.isoformat() if r.since else '?'})",

@@ -104,7 +104,7 @@ class Chains:
     def expand(self, reason: Reason, seen: frozenset[KitKey] = frozenset(), depth: int = 0) -> list[str]:
         """``reason`` followed by why the object it names is there, one string per chain."""
         text = str(reason)
-        if reason.kind is ReasonKind.ATTACHED_TO_KEPT and reason.index is not None and depth <= MAX_DEPTH:
+        if reason.kind is ReasonKind.KEPT_WITH_IMAGE and reason.index is not None and depth <= MAX_DEPTH:
             image = self.images.get(reason.index)  # an attachment stays because its image does: why?
             if image is not None and image.why:
                 return [f"{text}, kept: {chain}" for chain in self.expand(image.why[0], seen, depth + 1)]
