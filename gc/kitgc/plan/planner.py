@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from kitgc.cluster import sources as S
+from kitgc.cluster.objects import kind_name
 from kitgc.identity import KitKey, ManifestKey, last_segment
 from kitgc.model import (
     Action,
@@ -43,7 +45,7 @@ from kitgc.plan.attached import Attachments
 from kitgc.plan.evidence import Evidence, Going
 from kitgc.plan.kits import decide_kits
 from kitgc.plan.protect import Keeper, TagResolver, protect, referenced_keys
-from kitgc.plan.reasons import MAX_CHAIN, Reason, ReasonKind
+from kitgc.plan.reasons import Reason, ReasonKind
 from kitgc.scope import in_scope
 
 
@@ -202,16 +204,23 @@ def _foreign_references(cluster: ClusterSnapshot) -> list[Reference]:
 
 
 def _speaks_for_a_kit(source: ObjectRef, kits: set[ObjectRef], owners: Mapping[ObjectRef, ObjectRef]) -> bool:
-    """Whether ``source`` is a known kit, or owned by one (an S2I kit's BuildConfig pushing to the
-    kit's ImageStream): what it names is the kit's own, protected exactly while the kit stays."""
-    current: ObjectRef | None = source
-    for _ in range(MAX_CHAIN + 1):
-        if current is None:
-            return False
-        if current.kind == "IntegrationKit" and current in kits:
-            return True
-        current = owners.get(current)
-    return False
+    """Whether ``source`` is a known kit, or the OpenShift object an S2I kit owns to build and hold
+    its own image (its BuildConfig pushes to its ImageStream): what they name is the kit's own,
+    protected exactly while the kit stays.
+
+    Only those kinds: a Camel K Build is owned by its kit too, but while it runs it names images
+    (the base it builds on) that must stay whatever happens to the kit.
+    """
+    if source.kind == "IntegrationKit":
+        return source in kits
+    if source.kind not in _KIT_OWNED_KINDS:
+        return False
+    owner = owners.get(source)
+    return owner is not None and owner.kind == "IntegrationKit" and owner in kits
+
+
+_KIT_OWNED_KINDS = frozenset({kind_name(S.BUILD_CONFIGS.kind, S.BUILD_CONFIGS.group),
+                              kind_name(S.IMAGE_STREAMS.kind, S.IMAGE_STREAMS.group)})
 
 
 def _hold_reason(cluster: ClusterSnapshot) -> str:
