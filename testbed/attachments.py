@@ -24,14 +24,22 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from testbed.images import ALL_MANIFESTS, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, digest_of, push_blob, push_manifest
+from testbed.images import (
+    ALL_MANIFESTS,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    client_or_own,
+    digest_of,
+    push_blob,
+    push_manifest,
+)
 
 COSIGN_LAYERS = {
     "sig": "application/vnd.dev.cosign.simplesigning.v1+json",
@@ -58,18 +66,9 @@ def fallback_tag(subject: str) -> str:
     return f"{algorithm}-{encoded}"
 
 
-@contextmanager
-def _client(client: httpx.Client | None) -> Iterator[httpx.Client]:
-    if client is not None:
-        yield client
-        return
-    with httpx.Client(timeout=30.0) as own:
-        yield own
-
-
 def descriptor(base_url: str, repo: str, digest: str, *, client: httpx.Client | None = None) -> dict[str, Any]:
     """``{mediaType, digest, size}`` of a manifest already in ``repo`` (read with HEAD)."""
-    with _client(client) as c:
+    with client_or_own(client) as c:
         r = c.head(f"{base_url}/v2/{repo}/manifests/{digest}", headers={"Accept": ALL_MANIFESTS})
     if r.status_code != 200:
         raise RuntimeError(f"head {repo}@{digest}: HTTP {r.status_code}")
@@ -109,7 +108,7 @@ def push_cosign(base_url: str, repo: str, subject: str, kind: str = "sig", *,
         "layers": [{"mediaType": COSIGN_LAYERS[kind], "digest": digest_of(layer), "size": len(layer),
                     **({"annotations": annotations} if annotations else {})}],
     }).encode()
-    with _client(client) as c:
+    with client_or_own(client) as c:
         for blob in (config, layer):
             push_blob(base_url, repo, blob, client=c)
         return push_manifest(base_url, repo, cosign_tag(subject, kind), body, OCI_MANIFEST, client=c)
@@ -121,7 +120,7 @@ def push_referrer(
 ) -> str:
     """An OCI 1.1 artifact whose ``subject`` is ``subject`` (a digest in ``repo``, read with HEAD,
     or a ready descriptor for one that does not exist), pushed by digest. Returns its digest."""
-    with _client(client) as c:
+    with client_or_own(client) as c:
         subj = subject if isinstance(subject, dict) else descriptor(base_url, repo, subject, client=c)
         layer = payload if payload is not None else json.dumps(
             {"spdxVersion": "SPDX-2.3", "name": f"{repo}@{subj['digest']}", "artifactType": artifact_type}).encode()
@@ -143,7 +142,7 @@ def push_referrer(
 def referrer_descriptor(base_url: str, repo: str, digest: str, *, client: httpx.Client | None = None) -> dict[str, Any]:
     """The descriptor of a referrer as the spec lists it: ``artifactType`` (an image manifest
     without one: its config's media type) and the manifest's annotations, if any."""
-    with _client(client) as c:
+    with client_or_own(client) as c:
         r = c.get(f"{base_url}/v2/{repo}/manifests/{digest}", headers={"Accept": ALL_MANIFESTS})
     if r.status_code != 200:
         raise RuntimeError(f"get {repo}@{digest}: HTTP {r.status_code}")
@@ -162,7 +161,7 @@ def push_fallback_index(base_url: str, repo: str, subject: str, referrers: Seque
                         client: httpx.Client | None = None) -> str:
     """The referrers fallback index of ``subject``, tagged ``sha256-<hex>``, listing ``referrers``
     (digests already in ``repo``). Returns its digest."""
-    with _client(client) as c:
+    with client_or_own(client) as c:
         entries = [referrer_descriptor(base_url, repo, d, client=c) for d in referrers]
         body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
         return push_manifest(base_url, repo, fallback_tag(subject), body, OCI_INDEX, client=c)
@@ -200,7 +199,7 @@ def push_attachment_set(base_url: str, repo: str, subject: str, *, fallback_inde
                         client: httpx.Client | None = None) -> AttachmentSet:
     """A cosign ``.sig``, ``.att`` and ``.sbom`` of ``subject``, an OCI 1.1 SBOM referrer and
     (unless ``fallback_index`` is false) the fallback index that lists the referrer."""
-    with _client(client) as c:
+    with client_or_own(client) as c:
         sig, att, sbom = (push_cosign(base_url, repo, subject, kind, client=c) for kind in COSIGN_LAYERS)
         referrer = push_referrer(base_url, repo, subject, client=c)
         index = push_fallback_index(base_url, repo, subject, [referrer], client=c) if fallback_index else None

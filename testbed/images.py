@@ -105,7 +105,8 @@ class RegistryAuth(httpx.Auth):
 
 
 @contextmanager
-def _client(client: httpx.Client | None) -> Iterator[httpx.Client]:
+def client_or_own(client: httpx.Client | None) -> Iterator[httpx.Client]:
+    """``client`` when given, else a client of our own, closed afterwards."""
     if client is not None:
         yield client
         return
@@ -122,7 +123,7 @@ def _check(response: httpx.Response, what: str, *expected: int) -> httpx.Respons
 def push_blob(base_url: str, repo: str, data: bytes, *, client: httpx.Client | None = None) -> str:
     """Upload ``data`` as a blob of ``repo`` (skipped if already there); returns its digest."""
     digest = digest_of(data)
-    with _client(client) as c:
+    with client_or_own(client) as c:
         if c.head(f"{base_url}/v2/{repo}/blobs/{digest}").status_code == 200:
             return digest
         started = _check(c.post(f"{base_url}/v2/{repo}/blobs/uploads/"), f"start upload to {repo}", 202)
@@ -140,7 +141,7 @@ def push_manifest(
     client: httpx.Client | None = None,
 ) -> str:
     """PUT ``body`` as ``repo:reference`` (a tag, or its own digest); returns the digest."""
-    with _client(client) as c:
+    with client_or_own(client) as c:
         r = _check(
             c.put(f"{base_url}/v2/{repo}/manifests/{reference}", content=body,
                   headers={"Content-Type": media_type}),
@@ -189,7 +190,7 @@ def push_image(
     layers = (SHARED_LAYER,) if layers is None else tuple(layers)
     config = config if config is not None else image_config(architecture, layers=layers)
     body = image_manifest(config, layers, media_type)
-    with _client(client) as c:
+    with client_or_own(client) as c:
         for blob in (config, *layers):
             push_blob(base_url, repo, blob, client=c)
         return _tag_all(base_url, repo, tags, body, media_type, c)
@@ -202,7 +203,7 @@ def push_index(
 ) -> str:
     """Push an index / manifest list of ``children`` (digests already in ``repo``)."""
     platforms = platforms or [("linux", ARCHITECTURES[i % len(ARCHITECTURES)]) for i in range(len(children))]
-    with _client(client) as c:
+    with client_or_own(client) as c:
         entries = []
         for child, (os, arch) in zip(children, platforms, strict=True):
             head = _check(c.head(f"{base_url}/v2/{repo}/manifests/{child}", headers={"Accept": ALL_MANIFESTS}),
@@ -221,7 +222,7 @@ def push_multiarch(
 ) -> tuple[str, list[str]]:
     """An index with one untagged image per architecture; returns (index digest, child digests)."""
     image_type = OCI_MANIFEST if index_type == OCI_INDEX else DOCKER_MANIFEST
-    with _client(client) as c:
+    with client_or_own(client) as c:
         children = [push_image(base_url, repo, (), media_type=image_type, architecture=a, client=c)
                     for a in architectures]
         index = push_index(base_url, repo, tags, children=children, media_type=index_type,

@@ -17,6 +17,7 @@ from typing import Any
 
 from kitgc import imageref
 from kitgc.cluster.objects import object_ref, owner_ref
+from kitgc.cluster.raw import get, items
 from kitgc.imageref import ImageRef, InvalidReference
 from kitgc.model import Kit, KitUse, ObjectRef, Reference, UnparsableReference
 
@@ -91,18 +92,6 @@ def _parse(text: str, runtime: bool) -> ImageRef:
     if runtime and _BARE_DIGEST.fullmatch(text):
         return imageref.digest_only(text)
     return imageref.parse(text)
-
-
-def get(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def items(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def begin(kind: str, obj: dict[str, Any]) -> tuple[Found, ObjectRef]:

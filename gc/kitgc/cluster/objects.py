@@ -13,13 +13,10 @@ import sys
 from typing import Any
 
 from kitgc.cluster import sources as S
+from kitgc.cluster.raw import items as _items
 from kitgc.model import ObjectRef
 
 _PLAIN_GROUPS = frozenset({"", "apps", "batch", S.CAMEL})  # their kinds are named without the group
-
-
-def _items(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 @functools.lru_cache(maxsize=256)

@@ -10,17 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _items(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _get(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
+from kitgc.cluster.raw import get as _get
+from kitgc.cluster.raw import items as _items
 
 
 def _ref_text(ref: dict[str, Any]) -> str:

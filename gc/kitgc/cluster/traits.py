@@ -24,15 +24,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from kitgc.cluster.raw import get as _get
+
 CONTAINER_IMAGE_ANNOTATION = "trait.camel.apache.org/container.image"
-
-
-def _get(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
 
 
 def container_images(obj: Any, *path: str) -> Iterator[tuple[str, Any]]:
