@@ -23,7 +23,8 @@ from kitgc.model import (
     State,
 )
 from kitgc.outcome import RunSummary
-from kitgc.plan.reasons import Reason, ReasonKind, Subject, owner_chain, sort_reasons
+from kitgc.plan.protect import Subjects
+from kitgc.plan.reasons import Reason, ReasonKind, Subject, sort_reasons
 from kitgc.plan.text import View, render
 from kitgc.present.console import cell_text, kept_category
 from kitgc.present.explain import Chains
@@ -168,9 +169,9 @@ def test_headline_order_is_references_then_kit_images_then_building_then_childre
 
 def test_owner_chains_stop_at_a_loop_and_at_the_depth_limit() -> None:
     a, b = ObjectRef("ReplicaSet", "a", "ns"), ObjectRef("Deployment", "b", "ns")
-    assert owner_chain(a, {a: b, b: a}) == (b,)
+    assert Subjects({a: b, b: a}).chain(a) == (b,)
     refs = [ObjectRef("X", str(i), "ns") for i in range(20)]
-    long_chain = owner_chain(refs[0], dict(itertools.pairwise(refs)))
+    long_chain = Subjects(dict(itertools.pairwise(refs))).chain(refs[0])
     assert 0 < len(long_chain) < 20
 
 

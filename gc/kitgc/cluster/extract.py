@@ -24,9 +24,9 @@ from kitgc.cluster import openshift_refs, traits
 from kitgc.cluster import sources as S
 from kitgc.cluster.found import Found, pod_spec
 from kitgc.cluster.found import begin as _begin
-from kitgc.cluster.found import get as _get
-from kitgc.cluster.found import items as _items
 from kitgc.cluster.objects import source_kind
+from kitgc.cluster.raw import get as _get
+from kitgc.cluster.raw import items as _items
 from kitgc.model import Kit, KitUse, ObjectRef
 
 KIT_TYPE_LABEL = "camel.apache.org/kit.type"

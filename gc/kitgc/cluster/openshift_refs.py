@@ -34,8 +34,9 @@ from collections.abc import Callable
 from typing import Any
 
 from kitgc.cluster import sources as S
-from kitgc.cluster.found import Found, begin, get, items, pod_spec
+from kitgc.cluster.found import Found, begin, pod_spec
 from kitgc.cluster.objects import object_ref, source_kind
+from kitgc.cluster.raw import get, items
 from kitgc.imageref import ImageRef, InvalidReference, parse
 from kitgc.model import ObjectRef, Reference, UnparsableReference
 

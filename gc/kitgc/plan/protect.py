@@ -52,18 +52,40 @@ class Subjects:
     def of(self, ref: ObjectRef, field: str = "") -> Subject:
         return Subject(ref, field, self.chain(ref))
 
-    def chain(self, ref: ObjectRef, depth: int = 0) -> tuple[ObjectRef, ...]:
-        """The owners above ``ref``, each owner's own chain followed once (pods share ReplicaSets)."""
-        chain = self._chains.get(ref)
-        if chain is None:
-            owner = self._owners.get(ref)
-            if owner is None or depth >= MAX_CHAIN:
-                chain = ()
-            else:
-                above = self.chain(owner, depth + 1)
-                chain = (owner,) if ref in above or owner == ref else (owner, *above)  # a loop ends it
-                chain = chain[:MAX_CHAIN]
-            self._chains[ref] = chain
+    def chain(self, ref: ObjectRef) -> tuple[ObjectRef, ...]:
+        """The owners above ``ref``, nearest first, stopping at a loop or after MAX_CHAIN.
+
+        Chains that end at a real root are remembered for every object on them, so the
+        thousands of pods of one ReplicaSet follow its chain once.
+        """
+        cached = self._chains.get(ref)
+        if cached is not None:
+            return cached
+        path: list[ObjectRef] = []
+        seen = {ref}
+        current = self._owners.get(ref)
+        rooted = True
+        while current is not None:
+            if current in seen or len(path) >= MAX_CHAIN:
+                rooted = False
+                break
+            known = self._chains.get(current)
+            if known is not None:  # the rest is known: take it up to a loop back to what we passed
+                path.append(current)
+                for above in known:
+                    if above in seen or len(path) >= MAX_CHAIN:
+                        rooted = False
+                        break
+                    path.append(above)
+                break
+            path.append(current)
+            seen.add(current)
+            current = self._owners.get(current)
+        chain = tuple(path)
+        self._chains[ref] = chain
+        if rooted:
+            for i, owner in enumerate(path):
+                self._chains.setdefault(owner, chain[i + 1:])
         return chain
 
 

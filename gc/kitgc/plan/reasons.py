@@ -163,24 +163,7 @@ class Reason:
         return out
 
 
-def subject(ref: ObjectRef, field: str = "", owners: Any = None) -> Subject:
-    """A subject with its owner chain followed through ``owners`` (child -> owner mapping)."""
-    return Subject(ref, field, owner_chain(ref, owners) if owners else ())
-
-
-MAX_CHAIN = 8
-
-
-def owner_chain(ref: ObjectRef, owners: Any) -> tuple[ObjectRef, ...]:
-    """The owners above ``ref``, nearest first, stopping at a loop or after MAX_CHAIN."""
-    chain: list[ObjectRef] = []
-    seen = {ref}
-    current = owners.get(ref)
-    while current is not None and current not in seen and len(chain) < MAX_CHAIN:
-        chain.append(current)
-        seen.add(current)
-        current = owners.get(current)
-    return tuple(chain)
+MAX_CHAIN = 8  # owners followed above a subject (real chains are 3 or 4 long)
 
 
 def sort_reasons(reasons: set[Reason] | list[Reason]) -> list[Reason]:
