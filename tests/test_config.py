@@ -40,6 +40,9 @@ BAD_VALUES = {
     "KEEP_IMAGES": "acme/Camel-K-kit-*",
     "REFERENCE_KUBECONFIG": "/nonexistent/reference-kubeconfig",
     "REGISTRY_KIND": "docker-registry-v1",
+    "REGISTRY_API_URL": "api.github.com",
+    "REGISTRY_API_TOKEN_FILE": "/nonexistent/token",
+    "DELETE_EMPTY_REPOSITORIES": "mostly",
 }
 # Free text: any value is valid, so there is no bad value to test.
 FREE_TEXT = {"PUSHGATEWAY_USERNAME", "PUSHGATEWAY_PASSWORD"}
@@ -57,6 +60,8 @@ def test_defaults_match_the_contract() -> None:
     assert s.max_deletions == 500
     assert s.state_configmap == ("default", "camel-k-kit-gc-state")
     assert s.concurrency == 16
+    assert s.delete_empty_repositories is True
+    assert (s.registry_api_url, s.registry_api_token_file) == (None, None)
     assert (s.log_format, s.log_level) == ("json", "info")
     assert s.pushgateway_url is None and s.report_file is None and s.registry_address is None
 

@@ -217,6 +217,18 @@ VARIABLES: tuple[Variable, ...] = (
              "comma-separated patterns ([host/]repository glob, '*' within a segment, '**' across, then "
              "optionally :<tag glob> or @<digest>); an in-scope manifest matching any is always kept, and its kit",
              parse_keep_patterns, shown_default="unset"),
+    Variable("REGISTRY_API_URL", "registry_api_url", None,
+             "base URL of the vendor REST API used where the registry API v2 cannot list or delete "
+             "(GitHub Packages, Docker Hub, Harbor, Quay, ACR)", _url,
+             shown_default="the vendor's own (https://api.github.com, https://hub.docker.com, "
+                           "https://<registry>/api/v2.0, https://<registry>/api/v1, https://<registry>/acr/v1)"),
+    Variable("REGISTRY_API_TOKEN_FILE", "registry_api_token_file", None,
+             "a file holding the token for the vendor API (GitHub: PAT with read:packages, delete:packages; "
+             "Quay: OAuth application token; Docker Hub: PAT)", _readable_file,
+             shown_default="the password of the registry's entry in REGISTRY_AUTH_FILE"),
+    Variable("DELETE_EMPTY_REPOSITORIES", "delete_empty_repositories", "true",
+             "delete a kit repository whose manifests all went in this run, and whose kit is gone or going, "
+             "where the registry has an API for it", parse_bool),
 )
 BY_ENV = {v.env: v for v in VARIABLES}
 
@@ -249,6 +261,9 @@ class Settings:
     reference_kubeconfig: str | None = None
     registry_kind: str = "auto"
     keep_images: tuple[KeepPattern, ...] = ()
+    registry_api_url: str | None = None
+    registry_api_token_file: str | None = None
+    delete_empty_repositories: bool = True
 
 
 def load(env: Mapping[str, str], flags: Mapping[str, str | None] | None = None) -> Settings:

@@ -51,6 +51,19 @@ class DeletionDisabled(RegistryError):
     """The registry refuses every DELETE (Distribution without storage.delete.enabled)."""
 
 
+class ManifestImmutable(RegistryError):
+    """The registry refuses to delete this manifest for good: an immutable tag holds it
+    (Quay ``409 TAG_IMMUTABLE``, Harbor ``412 PRECONDITION``). Kept with a reason of its
+    own, counted apart, and not retried on every run (the state remembers it)."""
+
+
+class HeldByAnother(RegistryError):
+    """The registry refuses the manifest only while another one still exists (an index's
+    child while its parent exists: Zot ``405 DENIED``, Harbor ``412``, GCR
+    ``GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE``). The executor retries it once the rest of
+    the plan has been carried out."""
+
+
 class KubernetesError(KitGCError):
     """A Kubernetes write failed (kit deletion, state ConfigMap): the pass is partial (exit 1).
 

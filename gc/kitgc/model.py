@@ -51,6 +51,9 @@ class Manifest:
     size: int = 0  # bytes of the manifest body itself
     subject: str | None = None  # OCI 1.1: the digest of the image this artifact refers to
     artifact_type: str = ""  # OCI 1.1 artifactType (what a referrer is: signature, SBOM, ...)
+    # False when only a HEAD resolved it (digest, media type, size): blobs and subject are
+    # unknown until its body is read, which happens before it can be deleted.
+    read: bool = True
 
     @property
     def is_index(self) -> bool:
@@ -311,3 +314,6 @@ class ExecutionResult:
     kits_deleted: tuple[KitKey, ...] = ()
     failures: tuple[DeletionFailure, ...] = ()
     deletion_disabled: bool = False  # the registry answered 405 UNSUPPORTED
+    # Manifests the registry refuses to delete for good (immutable tags): kept, not failures.
+    immutable: tuple[ManifestKey, ...] = ()
+    repositories_deleted: tuple[str, ...] = ()  # emptied kit repositories removed whole

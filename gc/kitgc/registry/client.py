@@ -26,7 +26,7 @@ from kitgc.registry.mediatypes import MANIFEST_ACCEPT, OCI_INDEX, ManifestFormat
 from kitgc.registry.transport import OnRequest, Sleep, Transport, TransportOptions
 from kitgc.retry import RetryPolicy
 
-__all__ = ["MANIFEST_ACCEPT", "FetchedManifest", "RegistryClient"]
+__all__ = ["MANIFEST_ACCEPT", "FetchedManifest", "HeadResult", "RegistryClient"]
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 # Applied with fullmatch ("$" also matches before a trailing newline); ASCII like Go's \w.
@@ -48,6 +48,20 @@ class FetchedManifest:
     blobs: tuple[Blob, ...]
     subject: str | None = None
     artifact_type: str = ""
+
+
+@dataclass(frozen=True)
+class HeadResult:
+    """What a HEAD on a manifest tells without its body.
+
+    ``digest`` is None when the registry sent no (valid) ``Docker-Content-Digest`` for a
+    tag: then only a GET can say which manifest the tag names. ``size`` is the body's
+    ``Content-Length`` (0 when absent).
+    """
+
+    digest: str | None
+    media_type: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -96,7 +110,8 @@ class RegistryClient:
         self.concurrency = max(1, concurrency)
         self.base_url = f"{'http' if insecure else 'https'}://{host}"
         self.stats: dict[str, int] = dict.fromkeys(
-            ("catalog", "tags", "manifest_get", "manifest_head", "referrers", "delete", "token", "retry"), 0
+            ("catalog", "tags", "manifest_get", "manifest_head", "referrers", "delete", "delete_tag", "token",
+             "retry"), 0
         )
         retry = RetryPolicy(attempts=max(1, retries), backoff=backoff, max_backoff=max_backoff,
                             retry_after_cap=retry_after_cap)
@@ -169,6 +184,32 @@ class RegistryClient:
         return FetchedManifest(digest, parsed.media_type, reply.body, parsed.children, parsed.blobs,
                                parsed.subject, parsed.artifact_type)
 
+    async def head_manifest(self, repository: str, reference: str) -> HeadResult:
+        """HEAD the manifest at ``reference``: digest, media type and size, no body.
+
+        Docker Hub counts a GET against the pull rate limit and a HEAD not, and every
+        registry answers a HEAD faster; what needs a body (an index's children, blobs for
+        sizes, an artifact's subject) is fetched by GET afterwards, by digest.
+        """
+        reply, by_digest, what = await self._manifest_request("manifest_head", "HEAD", repository, reference)
+        header = reply.headers.get("Docker-Content-Digest")
+        digest: str | None = None
+        if header is not None:
+            try:
+                digest = validate_digest(header.strip())
+            except InvalidReference:
+                digest = None  # a GET will tell (and verify)
+        if by_digest:
+            if digest is not None and digest != reference:
+                raise RegistryError(f"{what}: digest mismatch: requested {reference}, header {digest}", status=200)
+            digest = reference
+        media_type = (reply.headers.get("Content-Type") or "").split(";")[0].strip()
+        try:
+            size = max(0, int(reply.headers.get("Content-Length") or 0))
+        except ValueError:
+            size = 0
+        return HeadResult(digest, media_type, size)
+
     async def referrers(self, repository: str, digest: str) -> list[Referrer] | None:
         """What names ``digest`` as its subject (OCI 1.1 ``/referrers/``), or None when the
         registry has no referrers API (it answers 404, 405, 400 or 501 for the path).
@@ -222,6 +263,28 @@ class RegistryClient:
         if reply.status == 404:
             return False
         raise registry_error(what, reply)  # what a refusal means is the store's to say
+
+    async def delete_tag(self, repository: str, tag: str) -> bool:
+        """``DELETE /v2/<name>/manifests/<tag>``: untag only (GCR, Distribution 3, Quay, Zot).
+
+        True when the tag went, False when it was already gone; other answers raise
+        :class:`RegistryError` (Distribution 2.8 ``400 DIGEST_INVALID``, Harbor ``400
+        UNSUPPORTED``). Callers delete a tag only after checking it still names the digest
+        they are deleting.
+        """
+        repo = self._repository(repository)
+        if not _TAG.fullmatch(tag):
+            raise RegistryError(f"refusing DELETE {repo}:{tag}: not a valid tag")
+        what = f"DELETE {repo}:{tag}"
+        reply = await self._transport.request(
+            "delete_tag", "DELETE", f"{self.base_url}/v2/{repo}/manifests/{tag}", what,
+            (f"repository:{repo}:delete", f"repository:{repo}:pull"),
+        )
+        if 200 <= reply.status < 300:
+            return True
+        if reply.status == 404:
+            return False
+        raise registry_error(what, reply)
 
     # --- helpers -----------------------------------------------------------------------
 

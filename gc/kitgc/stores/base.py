@@ -90,6 +90,17 @@ class ManifestDeleter(Protocol):
         ...
 
 
+class RepositoryDeleter(Protocol):
+    async def delete_repository(self, repository: str) -> DeleteOutcome:
+        """Delete a whole (emptied) repository through the vendor's API.
+
+        Only called when ``capabilities.deletes_repositories`` is true, and only for a kit
+        repository whose every scanned manifest this run deleted. Raises
+        :class:`~kitgc.errors.RegistryError` when refused.
+        """
+        ...
+
+
 class ImageStore(RepositoryLister, RepositoryScanner, ManifestFetcher, ManifestDeleter, Protocol):
     """One place kit images live: listed, scanned and deleted through this protocol only."""
 

@@ -44,4 +44,4 @@ def open_store(settings: Settings, kind: str, host: str, insecure: bool, api_cli
     credentials = load_docker_config(settings.registry_auth_file, host) if settings.registry_auth_file else None
     client = RegistryClient(host, insecure=insecure, ca_file=settings.registry_ca_file, credentials=credentials,
                             concurrency=settings.concurrency, timeout=settings.registry_timeout.total_seconds())
-    return DistributionStore(client)
+    return DistributionStore(client, kind)

@@ -21,12 +21,13 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
-from kitgc.errors import DeletionDisabled, RegistryError
+from kitgc.errors import RegistryError
 from kitgc.model import Manifest, RepositoryProblem
 from kitgc.registry.client import FetchedManifest, RegistryClient
 from kitgc.scope import Scope
 from kitgc.stores.base import Capabilities, DeleteOutcome, KnownRepositories, RepositoryListing, RepositoryScan
 from kitgc.stores.order import deletion_layers
+from kitgc.stores.v2delete import V2Deleter
 
 log = structlog.get_logger("kitgc.store")
 
@@ -34,7 +35,6 @@ log = structlog.get_logger("kitgc.store")
 _CATALOG_REFUSED_STATUS = frozenset({401, 403, 404, 405})
 _CATALOG_REFUSED_CODES = frozenset({"UNSUPPORTED", "DENIED", "UNAUTHORIZED"})
 MAX_REFERRER_DEPTH = 4
-DISABLED_HINT = "deletion is disabled on the registry (Distribution: storage.delete.enabled)"
 
 
 def _manifest(repository: str, fetched: FetchedManifest, tags: tuple[str, ...]) -> Manifest:
@@ -48,14 +48,15 @@ def _manifest(repository: str, fetched: FetchedManifest, tags: tuple[str, ...]) 
 class DistributionStore:
     """An :class:`~kitgc.stores.base.ImageStore` over one registry's v2 API."""
 
-    kind = "distribution"
     capabilities = Capabilities(lists_repositories=True, deletes_manifests=True)
 
-    def __init__(self, client: RegistryClient) -> None:
+    def __init__(self, client: RegistryClient, kind: str = "distribution") -> None:
+        self.kind = kind  # the kind chosen (REGISTRY_KIND or auto); deletion hints follow it
         self.client = client
         self.address = client.address
         self.concurrency = client.concurrency
         self.referrers_api: bool | None = None  # unknown until the first answer
+        self.deleter = V2Deleter(client, kind)
         self._probe = asyncio.Lock()
 
     @property
@@ -201,18 +202,8 @@ class DistributionStore:
         return deletion_layers(manifests)
 
     async def delete_manifest(self, manifest: Manifest) -> DeleteOutcome:
-        """DELETE by digest (which removes every tag on it)."""
-        try:
-            gone = await self.client.delete_manifest(manifest.repository, manifest.digest)
-        except RegistryError as exc:
-            hint = self.explain_refusal(exc)
-            if hint is not None:
-                raise DeletionDisabled(f"DELETE {manifest.key}: {hint}", status=exc.status, code=exc.code) from None
-            raise
-        return DeleteOutcome.DELETED if gone else DeleteOutcome.ALREADY_GONE
+        """Delete by digest, adapting to the registry's refusals (:mod:`.v2delete`)."""
+        return await self.deleter.delete_manifest(manifest)
 
     def explain_refusal(self, error: RegistryError) -> str | None:
-        """``405 UNSUPPORTED`` (or a bare 405) on DELETE: the registry refuses every deletion."""
-        if error.status == 405 and error.code in (None, "UNSUPPORTED"):
-            return DISABLED_HINT
-        return None
+        return self.deleter.explain_refusal(error)
