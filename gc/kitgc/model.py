@@ -316,4 +316,7 @@ class ExecutionResult:
     deletion_disabled: bool = False  # the registry answered 405 UNSUPPORTED
     # Manifests the registry refuses to delete for good (immutable tags): kept, not failures.
     immutable: tuple[ManifestKey, ...] = ()
+    # Manifests the store can delete only with their whole repository (GitHub's last tagged
+    # version): deleted when the repository goes, else kept.
+    with_repository: tuple[ManifestKey, ...] = ()
     repositories_deleted: tuple[str, ...] = ()  # emptied kit repositories removed whole

@@ -64,6 +64,9 @@ class RepositoryScan:
 class DeleteOutcome(StrEnum):
     DELETED = "deleted"
     ALREADY_GONE = "already_gone"  # a 404: someone (or the store itself) was first
+    # The store cannot delete it alone (GitHub: the last tagged version of a package): it
+    # goes when its repository is deleted, or stays (kept, not a failure) if that cannot be.
+    WITH_REPOSITORY = "with_repository"
 
 
 class RepositoryLister(Protocol):
