@@ -32,7 +32,7 @@ SUCCESS = RunSummary(
     repositories_scanned=3, manifests_scanned=40, manifests_referenced=25, manifests_eligible=12,
     manifests_deferred=2, manifests_deleted=10, kits_deleted=4, kits_eligible=5, delete_failures=0,
     bytes_reclaimable=123_456_789, registry_errors=1, deletion_disabled=False, attachments_scanned=6,
-    attachments_deleted=3, clusters_read=2, unowned_repositories=7,
+    attachments_deleted=3, clusters_read=2, unowned_repositories=7, repositories_deleted=5, manifests_immutable=8,
 )
 # Gauge -> value the SUCCESS summary must produce.
 EXPECTED = {
@@ -43,7 +43,7 @@ EXPECTED = {
     "kitgc_run_duration_seconds": 42.5, "kitgc_last_run_timestamp_seconds": 1_700_000_042.5,
     "kitgc_last_success_timestamp_seconds": 1_700_000_042.5,
     "kitgc_attachments_scanned": 6, "kitgc_attachments_deleted": 3, "kitgc_clusters_read": 2,
-    "kitgc_unowned_repositories": 7,
+    "kitgc_unowned_repositories": 7, "kitgc_repositories_deleted": 5, "kitgc_manifests_immutable": 8,
 }
 # bcrypt of "s3cret!" (cost 4), as `htpasswd -nbB -C 4` prints it.
 BCRYPT_S3CRET = "$2y$04$3c4ZGrhU8SG1VyhOHaDgZe58mqO6SH/xZeigawje/QLCkLofQuNPa"

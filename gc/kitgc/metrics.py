@@ -51,6 +51,8 @@ GAUGES: dict[str, str] = {
     "kitgc_attachments_deleted": "Attachments the last run deleted with their image (0 in a dry run).",
     "kitgc_clusters_read": "Clusters whose references the last run read completely (incl. REFERENCE_KUBECONFIG).",
     "kitgc_unowned_repositories": "In-scope repositories holding images that no kit of this cluster ever owned.",
+    "kitgc_repositories_deleted": "Emptied kit repositories the last run deleted whole (0 in a dry run).",
+    "kitgc_manifests_immutable": "Manifests kept because the registry refuses to delete them (immutable tags).",
     "kitgc_dry_run": "1 if the last run was a dry run, else 0.",
     "kitgc_registry_deletion_disabled": "1 if the registry refused DELETE as unsupported in the last run.",
     "kitgc_run_duration_seconds": "Wall-clock duration of the last run.",
@@ -77,6 +79,8 @@ _FIELDS = {
     "kitgc_attachments_scanned": "attachments_scanned",
     "kitgc_clusters_read": "clusters_read",
     "kitgc_unowned_repositories": "unowned_repositories",
+    "kitgc_repositories_deleted": "repositories_deleted",
+    "kitgc_manifests_immutable": "manifests_immutable",
 }
 
 

@@ -238,6 +238,10 @@ class State:
     # Repositories (last segments) of kits seen, kept while the repository holds manifests:
     # a kit deleted with some images deferred still owns its repository next run.
     kits_seen: frozenset[str] = frozenset()
+    # Manifests the registry refused to delete for good (immutable tags), keyed like
+    # first_seen: when it first refused and what it said. Kept without asking until
+    # REFUSAL_RETRY has passed, so a refusal is not a failure that repeats every run.
+    refused: dict[str, tuple[datetime, str]] = field(default_factory=dict)
 
 
 class Action(StrEnum):

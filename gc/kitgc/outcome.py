@@ -13,7 +13,8 @@ from kitgc.attachments import attachment_of
 from kitgc.config import Settings
 from kitgc.errors import EXIT_ABORT, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL
 from kitgc.identity import ManifestKey
-from kitgc.model import Plan
+from kitgc.model import ExecutionResult, Plan
+from kitgc.plan.reasons import ReasonKind
 from kitgc.present.report import counts, reclaimable_bytes
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class RunSummary:
     attachments_deleted: int = 0
     clusters_read: int = 0  # this cluster and every REFERENCE_KUBECONFIG context, read completely
     unowned_repositories: int = 0  # in-scope repositories with images and no kit this cluster ever saw
+    repositories_deleted: int = 0  # emptied kit repositories removed whole
+    manifests_immutable: int = 0  # the registry refused them for good (immutable tags): kept
     deletion_disabled: bool = False
     message: str = ""
 
@@ -55,6 +58,15 @@ def attachments_deleted(plan: Plan | None, deleted: tuple[ManifestKey, ...]) -> 
         return 0
     gone = set(deleted)
     return sum(1 for d in plan.manifests if d.manifest.key in gone and attachment_of(d.manifest) is not None)
+
+
+def immutable_kept(plan: Plan | None, result: ExecutionResult | None) -> int:
+    """Manifests kept because the registry refuses to delete them: now, or in a recent run."""
+    keys = set(result.immutable) if result else set()
+    if plan is not None:
+        keys |= {d.manifest.key for d in plan.manifests
+                 if any(r.kind is ReasonKind.REGISTRY_REFUSES for r in d.why)}
+    return len(keys)
 
 
 def exit_code(out: PassResult) -> int:
@@ -101,6 +113,8 @@ def summarize(out: PassResult, settings: Settings, started: float, duration: flo
         clusters_read=1 + len(out.cluster.clusters) if out.cluster is not None else 0,
         unowned_repositories=len(out.unowned),
         attachments_deleted=attachments_deleted(out.plan, deleted_keys),
+        repositories_deleted=len(res.repositories_deleted) if res else 0,
+        manifests_immutable=immutable_kept(out.plan, res),
         deletion_disabled=bool(res and res.deletion_disabled),
         message=message,
     )

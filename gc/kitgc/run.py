@@ -16,7 +16,7 @@ import asyncio
 import gc
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,9 +41,10 @@ from kitgc.present.report import build_report, write_report
 from kitgc.scope import Scope, full_organizations
 from kitgc.state import StateStore
 from kitgc.stores.base import ImageStore
-from kitgc.stores.choose import choose_kind, open_store
+from kitgc.stores.choose import decide_kind, open_store
 from kitgc.sweep.children import remember_children
 from kitgc.sweep.planner import Planner
+from kitgc.sweep.repositories import delete_emptied
 from kitgc.sweep.reread import plan_again, recheck
 from kitgc.sweep.stop import Stop
 
@@ -162,7 +163,7 @@ async def _pass(
     reader = ClusterReader(api_client, page_size=settings.kube_page_size, timeout=kube_timeout)
     targets = _targets(settings, reader)
     out.registry, out.organizations = targets.host, targets.organizations
-    kind, kind_from = choose_kind(settings.registry_kind, targets.host)
+    kind, kind_from = await decide_kind(settings, targets.host, targets.insecure)
     log.info("run_started", version=__version__, dry_run=settings.dry_run, registry=targets.host,
              organizations=list(targets.organizations), min_age=str(settings.min_age),
              prune_kits=settings.prune_kits, max_deletions=settings.max_deletions,
@@ -224,15 +225,28 @@ async def _sweep(
         tracked = await remember_children(state_store, planner.state, tracked, out.plan, log)
         out.result = await execute(out.plan, store, reader, store, concurrency=settings.concurrency,
                                    should_stop=stop, log=log, recheck=recheck(reader, planner, out.cluster))
+        out.result = await delete_emptied(store, out.inventory, out.cluster, out.result,
+                                          enabled=settings.delete_empty_repositories, should_stop=stop, log=log)
         out.stopped = stop.why
         remembered = pending.remaining(tracked, out.inventory, out.result.manifests_deleted)
         try:
-            await asyncio.to_thread(state_store.save, out.plan.state, remembered)
+            await asyncio.to_thread(state_store.save, with_refusals(out.plan.state, out.result), remembered)
         except KitGCError as exc:
             log.error("state_save_failed", error=str(exc))
             out.state_error = str(exc)
     finally:
         await asyncio.to_thread(lease.release)
+
+
+def with_refusals(state: State, result: ExecutionResult) -> State:
+    """The state to save, with the manifests the registry refused for good in this run."""
+    if not result.immutable:
+        return state
+    now = datetime.now(UTC)
+    refused = dict(state.refused)
+    for key in result.immutable:
+        refused.setdefault(key.state_key(), (now, "immutable tag"))
+    return replace(state, refused=refused)
 
 
 __all__ = ["OUTCOMES", "PassResult", "RegistryError", "run_pass"]

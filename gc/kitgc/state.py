@@ -52,22 +52,33 @@ def encode(state: State, limit: int = MAX_BYTES) -> dict[str, Any]:
     """``{"binaryData": …, "data": …}`` for the ConfigMap; the newest entries go if over ``limit``."""
     entries = sorted(((_to_epoch(t), k) for k, t in state.first_seen.items()), key=lambda e: (e[0], e[1]))
     kits = sorted(state.kits_seen)
-    out = _encode(entries, kits)
+    refused = _refused_doc(state)
+    out = _encode(entries, kits, refused)
     if _size(out) <= limit:
         return out
     lo, hi = 0, len(entries)  # binary search: how many of the oldest entries fit
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _size(_encode(entries[:mid], kits)) <= limit:
+        if _size(_encode(entries[:mid], kits, refused)) <= limit:
             lo = mid
         else:
             hi = mid - 1
     log.warning("state_truncated", kept=lo, dropped=len(entries) - lo,
                 note="the newest first-seen times were dropped; those images wait longer")
-    return _encode(entries[:lo], kits)
+    return _encode(entries[:lo], kits, refused)
 
 
-def _encode(entries: list[tuple[int, str]], kits: list[str]) -> dict[str, Any]:
+def _refused_doc(state: State) -> dict[str, dict[str, list[Any]]]:
+    """``{repository: {digest: [epoch, message]}}`` of the manifests the registry refuses."""
+    doc: dict[str, dict[str, list[Any]]] = {}
+    for key, (when, message) in sorted(state.refused.items()):
+        repo, _, digest = key.rpartition("@")
+        doc.setdefault(repo, {})[digest] = [_to_epoch(when), message[:200]]
+    return doc
+
+
+def _encode(entries: list[tuple[int, str]], kits: list[str],
+            refused: dict[str, dict[str, list[Any]]] | None = None) -> dict[str, Any]:
     repos: dict[str, dict[str, int]] = {}
     for epoch, key in entries:
         repo, _, digest = key.rpartition("@")  # a key without "@" (not from state_key) goes under ""
@@ -75,6 +86,8 @@ def _encode(entries: list[tuple[int, str]], kits: list[str]) -> dict[str, Any]:
     doc: dict[str, Any] = {"format": FORMAT, "repositories": repos}
     if kits:
         doc["kits"] = kits  # an optional key: readers of the same format without it ignore it
+    if refused:
+        doc["refused"] = refused  # optional too
     raw = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
     blob = base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii")
     return {"binaryData": {DATA_KEY: blob}, "data": {"format": FORMAT, "entries": str(len(entries))}}
@@ -111,7 +124,23 @@ def decode(configmap: dict[str, Any]) -> State:
     kits = doc.get("kits", [])
     if not isinstance(kits, list) or not all(isinstance(k, str) for k in kits):
         raise StateUnreadable(f"{DATA_KEY}: 'kits' is not a list of repository names")
-    return State(first_seen, kits_seen=frozenset(kits))
+    return State(first_seen, kits_seen=frozenset(kits), refused=_decode_refused(doc.get("refused", {})))
+
+
+def _decode_refused(doc: Any) -> dict[str, tuple[datetime, str]]:
+    if not isinstance(doc, dict):
+        raise StateUnreadable(f"{DATA_KEY}: 'refused' is not a map of repositories")
+    out: dict[str, tuple[datetime, str]] = {}
+    for repo, digests in doc.items():
+        if not isinstance(digests, dict):
+            raise StateUnreadable(f"{DATA_KEY}: refused repository {repo!r} does not map digests")
+        for digest, entry in digests.items():
+            ok = (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], int)
+                  and not isinstance(entry[0], bool) and entry[0] >= 0 and isinstance(entry[1], str))
+            if not ok:
+                raise StateUnreadable(f"{DATA_KEY}: refused {ManifestKey(repo, digest)} has no valid time and text")
+            out[str(ManifestKey(repo, digest)) if repo else digest] = (datetime.fromtimestamp(entry[0], UTC), entry[1])
+    return out
 
 
 def merge(ours: State, theirs: State) -> State:
@@ -122,7 +151,7 @@ def merge(ours: State, theirs: State) -> State:
     writer's earlier observation of the same manifest is real evidence, so it is kept.
     """
     return State({k: min(t, theirs.first_seen.get(k, t)) for k, t in ours.first_seen.items()},
-                 kits_seen=ours.kits_seen | theirs.kits_seen)
+                 kits_seen=ours.kits_seen | theirs.kits_seen, refused={**theirs.refused, **ours.refused})
 
 
 class StateStore:

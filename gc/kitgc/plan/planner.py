@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from kitgc.cluster import sources as S
 from kitgc.cluster.objects import kind_name
@@ -72,7 +72,8 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     deleted = [d.kit for d in kits if d.action is Action.DELETE]
 
     protected = protect(manifests, references, staying, resolver, cluster.owners, keeper)
-    decisions, candidates = _kept(manifests, protected, _problems(inventory))
+    refused = _refused(manifests, state, now)
+    decisions, candidates = _kept(manifests, protected, _problems(inventory), refused)
     attachments = Attachments(manifests)  # decided by their image, not on their own
     candidates = [m for m in candidates if m.key not in attachments.bound]
     evidence = Evidence(cluster.kits, state, now)
@@ -101,8 +102,25 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     return Plan(
         manifests=tuple(decisions[m.key] for m in manifests),
         kits=kits,
-        state=State(first_seen=dict(sorted(first_seen.items())), kits_seen=frozenset(kits_seen)),
+        state=State(first_seen=dict(sorted(first_seen.items())), kits_seen=frozenset(kits_seen),
+                    refused={state_key(m.repository, m.digest): state.refused[state_key(m.repository, m.digest)]
+                             for m in manifests if m.key in refused}),
     )
+
+
+# How long a manifest the registry refused to delete (immutable tag) is kept without asking
+# again: the rule may be lifted, and a week of one refused request per image costs nothing.
+REFUSAL_RETRY = timedelta(days=7)
+
+
+def _refused(manifests: Sequence[Manifest], state: State, now: datetime) -> dict[ManifestKey, list[Reason]]:
+    """Manifests a recent run found the registry refusing to delete, with that reason."""
+    out: dict[ManifestKey, list[Reason]] = {}
+    for m in manifests if state.refused else ():
+        entry = state.refused.get(state_key(m.repository, m.digest))
+        if entry is not None and now - entry[0] < REFUSAL_RETRY:
+            out[m.key] = [Reason(ReasonKind.REGISTRY_REFUSES, since=entry[0], message=entry[1])]
+    return out
 
 
 Decisions = dict[ManifestKey, ManifestDecision]
@@ -110,14 +128,15 @@ _SETTLE_ROUNDS = 8
 
 
 def _kept(
-    manifests: Sequence[Manifest], protected: dict[ManifestKey, list[Reason]], problems: dict[str, list[Reason]]
+    manifests: Sequence[Manifest], protected: dict[ManifestKey, list[Reason]], problems: dict[str, list[Reason]],
+    refused: Mapping[ManifestKey, list[Reason]],
 ) -> tuple[Decisions, list[Manifest]]:
     """Decisions for what is protected or in a repository not read completely; the rest."""
     referenced = referenced_keys(protected)  # what the cluster refers to, not KEEP_IMAGES
     decisions: Decisions = {}
     candidates: list[Manifest] = []
     for m in manifests:
-        reasons = [*protected.get(m.key, []), *problems.get(m.repository, [])]
+        reasons = [*protected.get(m.key, []), *problems.get(m.repository, []), *refused.get(m.key, [])]
         if reasons:
             decisions[m.key] = ManifestDecision(m, Action.KEEP, tuple(reasons), referenced=m.key in referenced)
         else:

@@ -33,6 +33,9 @@ class ReasonKind(StrEnum):
     KIT_BUILDING = "kit_building"  # its repository belongs to a kit still building
     INDEX_CHILD = "index_child"  # an index that stays lists it
     READ_PROBLEM = "read_problem"  # its repository was not read completely
+    # The registry refused to delete it for good (an immutable tag) in a recent run; ``since``:
+    # when it first refused, ``message``: what it said. Tried again after REFUSAL_RETRY.
+    REGISTRY_REFUSES = "registry_refuses"
     TOO_YOUNG = "too_young"  # unreferenced for less than MIN_AGE
     OUT_OF_SCOPE = "out_of_scope"  # not a kit repository of the organizations: never touched
     # A manifest is deleted or deferred because ...
@@ -78,11 +81,13 @@ _RANK = {
     ReasonKind.INDEX_CHILD: 3,
     ReasonKind.KEPT_WITH_IMAGE: 3,
     ReasonKind.READ_PROBLEM: 4,
+    ReasonKind.REGISTRY_REFUSES: 4,
 }
 
 # Reasons that mean "something in the cluster refers to this manifest" (kitgc_manifests_referenced);
 # INDEX_CHILD only counts when its index is referenced (see protect.referenced_keys).
-PROTECTING = frozenset(_RANK) - {ReasonKind.READ_PROBLEM, ReasonKind.KEPT_WITH_IMAGE, ReasonKind.KEPT_BY_USER}
+PROTECTING = frozenset(_RANK) - {ReasonKind.READ_PROBLEM, ReasonKind.KEPT_WITH_IMAGE, ReasonKind.KEPT_BY_USER,
+                                 ReasonKind.REGISTRY_REFUSES}
 
 
 @dataclass(frozen=True)

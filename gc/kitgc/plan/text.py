@@ -146,6 +146,9 @@ _WORDING: dict[ReasonKind, Callable[[Reason, View], str]] = {
     _K.KIT_BUILDING: lambda r, v: f"{_first(r, v)} is still building (phase {r.phase or 'not set'})",
     _K.INDEX_CHILD: lambda r, v: f"child of kept index {index_text(r.index) if r.index else '?'}",
     _K.READ_PROBLEM: _problem,
+    _K.REGISTRY_REFUSES: lambda r, v: (
+        f"the registry refuses to delete it ({r.message or 'immutable tag'}) since "
+        f"{r.since.isoformat() if r.since else '?'}; tried again later"),
     _K.TOO_YOUNG: lambda r, v: f"younger than MIN_AGE {_min_age(r)} (unreferenced for {_age(r)})",
     _K.OUT_OF_SCOPE: lambda r, v: f"never touched: {r.message}",
     _K.UNREFERENCED: _unreferenced,

@@ -110,7 +110,7 @@ class RegistryClient:
         self.concurrency = max(1, concurrency)
         self.base_url = f"{'http' if insecure else 'https'}://{host}"
         self.stats: dict[str, int] = dict.fromkeys(
-            ("catalog", "tags", "manifest_get", "manifest_head", "referrers", "delete", "delete_tag", "token",
+            ("ping", "catalog", "tags", "manifest_get", "manifest_head", "referrers", "delete", "delete_tag", "token",
              "retry"), 0
         )
         retry = RetryPolicy(attempts=max(1, retries), backoff=backoff, max_backoff=max_backoff,
@@ -131,6 +131,12 @@ class RegistryClient:
         await self._transport.aclose()
 
     # --- API ---------------------------------------------------------------------------
+
+    async def ping(self) -> Reply:
+        """``GET /v2/`` without credentials: the API version check, whose headers
+        (``WWW-Authenticate``'s realm and service, ``Server``, vendor headers) tell which
+        registry answers. Any status is returned; only transport failures raise."""
+        return await self._transport.anonymous("ping", "GET", f"{self.base_url}/v2/", "GET /v2/")
 
     async def catalog(self, page_size: int = 1000) -> list[str]:
         """Every repository name, following ``Link: <…>; rel="next"`` until it is absent."""

@@ -164,6 +164,14 @@ class Transport:
             return basic_header(self._credentials), False
         return None, False
 
+    async def anonymous(self, kind: str, method: str, url: str, what: str) -> Reply:
+        """One request without credentials (retried like any other): what anyone would see."""
+
+        async def once() -> Reply:
+            return await self._send(kind, method, url, {}, None, self._origin)
+
+        return await self._with_retries(what, once)
+
     async def _fetch_token(self, challenge: Challenge, scopes: tuple[str, ...]) -> tuple[str, float]:
         what = f"token request to {challenge.realm}"
         params: list[tuple[str, str | int | float | bool | None]] = [("scope", s) for s in scopes]

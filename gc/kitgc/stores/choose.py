@@ -1,9 +1,9 @@
-"""Which image store a run talks to: ``REGISTRY_KIND``, or what the registry's host says.
+"""Which image store a run talks to: ``REGISTRY_KIND``, or what the registry says it is.
 
-``auto`` picks ``openshift`` when the registry address is OpenShift's integrated registry
-(its service or its route) and ``distribution`` otherwise. The kinds of the contract that have
-no store of their own yet are served by the registry API v2 as Distribution behaves; the run
-says so in its log.
+``auto`` decides from the host name (OpenShift's integrated registry, the vendors' own hosts:
+:mod:`.kinds`), then, for a host that names nothing, from the registry's answer to an
+anonymous ``GET /v2/`` (:func:`answer_kind`), else ``distribution``. The kind and how it was
+decided are logged at the start of a run and shown by ``kitgc doctor``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ import importlib
 from typing import Any
 
 from kitgc.config import Settings
+from kitgc.errors import RegistryError
 from kitgc.registry.auth import load_docker_config
 from kitgc.registry.client import RegistryClient
 from kitgc.stores.base import ImageStore
 from kitgc.stores.distribution import DistributionStore
+from kitgc.stores.kinds import kind_of_answer, kind_of_host
 from kitgc.stores.openshift import OpenShiftStore, names_integrated_registry
 
 # Kinds whose listing or deletion goes (partly) through the vendor's REST API: a factory
@@ -31,13 +33,56 @@ VENDOR_STORES = {
 V2_KINDS = frozenset({"distribution", "gcr", "ecr", "zot", "nexus", "artifactory"})
 
 
+DEFAULT_REASON = "the default: neither the host name nor the registry's answers name another kind"
+
+
 def choose_kind(setting: str, host: str) -> tuple[str, str]:
-    """(kind, how it was decided) for ``REGISTRY_KIND=setting`` and the registry ``host``."""
+    """(kind, how it was decided) for ``REGISTRY_KIND=setting`` and the registry ``host``.
+
+    Decided by ``DEFAULT_REASON`` means the host said nothing: :func:`answer_kind` may tell more.
+    """
     if setting != "auto":
         return setting, "REGISTRY_KIND"
     if names_integrated_registry(host):
         return "openshift", f"{host} is OpenShift's integrated registry"
-    return "distribution", "the default for a host that names no known registry"
+    vendor = kind_of_host(host)
+    if vendor is not None:
+        return vendor, f"the host name {host}"
+    return "distribution", DEFAULT_REASON
+
+
+async def answer_kind(settings: Settings, host: str, insecure: bool) -> tuple[str, str]:
+    """(kind, why) from the registry's answer to an anonymous ``GET /v2/``.
+
+    A registry that cannot be reached here is left to the scan to report (with its real
+    error); the kind then stays the default.
+    """
+    async with registry_client(settings, host, insecure, with_credentials=False) as client:
+        try:
+            reply = await client.ping()
+        except RegistryError as exc:
+            return "distribution", f"{DEFAULT_REASON} (GET /v2/ failed: {exc})"
+    found = kind_of_answer(reply.headers)
+    if found is None:
+        return "distribution", DEFAULT_REASON
+    return found[0], f"the registry's answer to GET /v2/: {found[1]}"
+
+
+async def decide_kind(settings: Settings, host: str, insecure: bool) -> tuple[str, str]:
+    """``REGISTRY_KIND``, else the host name, else the registry's answer."""
+    kind, why = choose_kind(settings.registry_kind, host)
+    if why == DEFAULT_REASON:
+        kind, why = await answer_kind(settings, host, insecure)
+    return kind, why
+
+
+def registry_client(settings: Settings, host: str, insecure: bool, *, with_credentials: bool = True
+                    ) -> RegistryClient:
+    """The v2 client for ``host`` as the settings configure it (TLS, CA, credentials, limits)."""
+    credentials = (load_docker_config(settings.registry_auth_file, host)
+                   if settings.registry_auth_file and with_credentials else None)
+    return RegistryClient(host, insecure=insecure, ca_file=settings.registry_ca_file, credentials=credentials,
+                          concurrency=settings.concurrency, timeout=settings.registry_timeout.total_seconds())
 
 
 def open_store(settings: Settings, kind: str, host: str, insecure: bool, api_client: Any) -> ImageStore:
@@ -45,10 +90,7 @@ def open_store(settings: Settings, kind: str, host: str, insecure: bool, api_cli
     if kind == "openshift":
         return OpenShiftStore(api_client, address=host, concurrency=settings.concurrency,
                               page_size=settings.kube_page_size, timeout=settings.kube_timeout.total_seconds())
-    credentials = load_docker_config(settings.registry_auth_file, host) if settings.registry_auth_file else None
-    client = RegistryClient(host, insecure=insecure, ca_file=settings.registry_ca_file, credentials=credentials,
-                            concurrency=settings.concurrency, timeout=settings.registry_timeout.total_seconds())
-    v2 = DistributionStore(client, kind)
+    v2 = DistributionStore(registry_client(settings, host, insecure), kind)
     if kind in VENDOR_STORES:
         module = importlib.import_module(VENDOR_STORES[kind])
         factory = getattr(module, f"open_{kind}")

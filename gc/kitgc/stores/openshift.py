@@ -158,6 +158,23 @@ class OpenShiftStore:
                 outcome = DeleteOutcome.DELETED
         return outcome
 
+    async def delete_repository(self, repository: str) -> DeleteOutcome:
+        """The ImageStream, once every image of its history went in this run.
+
+        :meth:`delete_manifest` already deletes the stream with its last image, so this is
+        normally ALREADY_GONE; it refuses a stream that still holds an image it did not delete.
+        """
+        stream = self._streams.get(repository)
+        if stream is None:
+            return DeleteOutcome.ALREADY_GONE
+        history = tag_history(stream) or {}
+        left = sorted({d for items in history.values() for d in items} -
+                      {k.digest for k in self._deleted if k.repository == repository})
+        if left:
+            raise RegistryError(f"ImageStream {repository} still holds {len(left)} image(s) (e.g. {left[0]}); "
+                                "not deleted")
+        return await self._delete_once(repository, _stream_path(repository))
+
     async def _delete_once(self, what: str, path: str) -> DeleteOutcome:
         if what in self._gone or what.split(":", 1)[0] in self._gone:
             return DeleteOutcome.ALREADY_GONE
