@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from kitgc.errors import DeletionDisabled, RegistryError
+from kitgc.errors import DeletionDisabled, HeldByAnother, ManifestImmutable, RegistryError
 from kitgc.execute import announce, execute
 from kitgc.identity import KitKey, ManifestKey
 from kitgc.imageref import parse
@@ -120,3 +120,121 @@ async def test_stop_request_prevents_further_deletions() -> None:
     result = await execute(plan, rec, rec, rec, should_stop=lambda: True)
     assert rec.calls == []
     assert result.manifests_deleted == ()
+
+
+# --- refusals that are not failures, and refusals that wait for another manifest --------
+
+
+class Holding(Recorder):
+    """A registry that refuses a manifest while a manifest listed in ``holders`` still exists
+    (Zot, Harbor, GCR refuse an index's child while the index exists), refuses ``immutable``
+    ones for good, and can only delete ``whole_repo`` ones with their repository."""
+
+    def __init__(self, holders: dict[str, str], immutable: set[str] = frozenset(),  # type: ignore[assignment]
+                 whole_repo: set[str] = frozenset(), batches: list[list[str]] | None = None):  # type: ignore[assignment]
+        super().__init__()
+        self.holders = holders  # digest -> digest of what holds it
+        self.immutable = immutable
+        self.whole_repo = whole_repo
+        self.order = batches
+        self.gone: set[str] = set()
+
+    async def delete_manifest(self, manifest: Manifest) -> DeleteOutcome:
+        self.calls.append(manifest.digest)
+        holder = self.holders.get(manifest.digest)
+        if holder is not None and holder not in self.gone:
+            raise HeldByAnother(f"DELETE {manifest.key}: HTTP 405 DENIED: referenced by {holder}", status=405,
+                                code="DENIED")
+        if manifest.digest in self.immutable:
+            raise ManifestImmutable(f"DELETE {manifest.key}: HTTP 409 TAG_IMMUTABLE", status=409,
+                                    code="TAG_IMMUTABLE")
+        if manifest.digest in self.whole_repo:
+            return DeleteOutcome.WITH_REPOSITORY
+        self.gone.add(manifest.digest)
+        return DeleteOutcome.DELETED
+
+    def deletion_batches(self, manifests: Sequence[Manifest]) -> list[list[Manifest]]:
+        if self.order is None:
+            return [list(manifests)]
+        by_digest = {m.digest: m for m in manifests}
+        return [[by_digest[d] for d in batch if d in by_digest] for batch in self.order]
+
+
+D4, D5 = ("sha256:" + c * 64 for c in "45")
+REPO = "camel-k/camel-k-kit-a"
+
+
+async def test_a_manifest_held_by_one_deleted_later_is_retried_after_the_batches() -> None:
+    # the store's order put the child first (a wrong or unknown order): the retry round fixes it
+    reg = Holding({D2: D1}, batches=[[D2], [D1]])
+    plan = Plan((_delete(REPO, D1), _delete(REPO, D2)), (), State())
+    result = await execute(plan, reg, reg, reg, concurrency=1)
+    assert reg.calls == [D2, D1, D2]
+    assert set(result.manifests_deleted) == {ManifestKey(REPO, D1), ManifestKey(REPO, D2)}
+    assert result.failures == ()
+
+
+async def test_held_manifests_are_retried_in_rounds_while_rounds_make_progress() -> None:
+    # a chain D3 held by D2 held by D1, all planned child-first: one more level per round
+    reg = Holding({D3: D2, D2: D1}, batches=[[D3], [D2], [D1]])
+    plan = Plan((_delete(REPO, D1), _delete(REPO, D2), _delete(REPO, D3)), (), State())
+    result = await execute(plan, reg, reg, reg, concurrency=1)
+    assert len(result.manifests_deleted) == 3 and result.failures == ()
+    assert reg.calls.count(D3) == 3  # first pass, round 1 (D2 still there), round 2
+
+
+async def test_a_manifest_held_by_one_that_stays_is_a_failure_naming_the_holder() -> None:
+    kept_index = D5  # not in the plan: it is kept, so its child can never go
+    reg = Holding({D2: kept_index})
+    plan = Plan((_delete(REPO, D1), _delete(REPO, D2)), (), State())
+    result = await execute(plan, reg, reg, reg, concurrency=1)
+    assert result.manifests_deleted == (ManifestKey(REPO, D1),)
+    assert [f.target for f in result.failures] == [f"{REPO}@{D2}"]
+    assert kept_index in result.failures[0].message and "held by another manifest" in result.failures[0].message
+    assert reg.calls.count(D2) == 2  # the first round made no progress: no further rounds
+
+
+async def test_retry_rounds_are_bounded() -> None:
+    # five levels, all planned child-first: three rounds free three levels, the rest fail
+    d6 = "sha256:" + "6" * 64
+    chain = [D1, D2, D3, D4, D5, d6]
+    reg = Holding({chain[i + 1]: chain[i] for i in range(5)}, batches=[[d] for d in reversed(chain)])
+    plan = Plan(tuple(_delete(REPO, d) for d in chain), (), State())
+    result = await execute(plan, reg, reg, reg, concurrency=1)
+    assert len(result.manifests_deleted) == 4  # D1 in the first pass, then one level per round
+    assert {f.target for f in result.failures} == {f"{REPO}@{D5}", f"{REPO}@{d6}"}
+
+
+async def test_an_immutable_manifest_is_kept_and_recorded_not_a_failure() -> None:
+    reg = Holding({}, immutable={D1})
+    plan = Plan((_delete(REPO, D1), _delete(REPO, D2)), (), State())
+    result = await execute(plan, reg, reg, reg)
+    assert result.immutable == (ManifestKey(REPO, D1),)
+    assert result.manifests_deleted == (ManifestKey(REPO, D2),)
+    assert result.failures == ()
+    assert reg.calls.count(D1) == 1  # never retried within the run
+
+
+async def test_a_manifest_deleted_only_with_its_repository_is_recorded_apart() -> None:
+    reg = Holding({}, whole_repo={D1})
+    plan = Plan((_delete(REPO, D1), _delete(REPO, D2)), (), State())
+    result = await execute(plan, reg, reg, reg)
+    assert result.with_repository == (ManifestKey(REPO, D1),)
+    assert result.manifests_deleted == (ManifestKey(REPO, D2),)
+    assert result.failures == ()
+
+
+async def test_deletion_disabled_during_retries_stops_them() -> None:
+    class DisabledOnRetry(Holding):
+        async def delete_manifest(self, manifest: Manifest) -> DeleteOutcome:
+            if manifest.digest in self.calls:
+                self.calls.append(manifest.digest)
+                raise DeletionDisabled("deletion is disabled on the registry", status=405, code="UNSUPPORTED")
+            return await super().delete_manifest(manifest)
+
+    reg = DisabledOnRetry({D2: D5, D3: D5})
+    plan = Plan((_delete(REPO, D2), _delete(REPO, D3)), (), State())
+    result = await execute(plan, reg, reg, reg, concurrency=1)
+    assert result.deletion_disabled
+    assert reg.calls == [D2, D3, D2]  # the first retry met the refusal: nothing after it
+    assert len(result.failures) == 1

@@ -8,8 +8,16 @@ Order matters and is fixed here, not left to chance:
    last read and its deletion, and then the kit's image must stay.
 3. Then manifests, in the batches the image store orders (indexes before children on a
    registry), so no index is left pointing at a deleted child.
+4. Manifests the registry refused only because another manifest still lists them
+   (:class:`~kitgc.errors.HeldByAnother`: an index the plan had not reached, or one another
+   batch deletes) are retried after all batches, in rounds while a round makes progress (at
+   most :data:`RETRY_ROUNDS`), as gcr-cleaner retries parent-image refusals; still refused,
+   they are failures naming what holds them.
 One failure does not stop the rest; a store that refuses every deletion (deletion
-disabled) stops the sweep at once instead of hammering it.
+disabled) stops the sweep at once instead of hammering it. A manifest an immutable tag
+holds (:class:`~kitgc.errors.ManifestImmutable`) is kept and recorded, not a failure: the
+registry's owner chose to keep it. A manifest the store can delete only with its whole
+repository (``DeleteOutcome.WITH_REPOSITORY``) is recorded apart, neither deleted nor failed.
 
 A dry run never comes here: :func:`announce` logs what a real run would do and writes
 nothing. The deleters are one-method protocols, in the style of OpenShift's image pruner.
@@ -24,12 +32,13 @@ from typing import Any, Protocol
 
 import structlog
 
-from kitgc.errors import DeletionDisabled, KitGCError
+from kitgc.errors import DeletionDisabled, HeldByAnother, KitGCError, ManifestImmutable
 from kitgc.identity import KitKey, ManifestKey
 from kitgc.model import DeletionFailure, ExecutionResult, Manifest, ManifestDecision, Plan
 from kitgc.stores.base import DeleteOutcome, ManifestDeleter
 
 Recheck = Callable[[], Awaitable[frozenset[ManifestKey]]]
+RETRY_ROUNDS = 3  # rounds of retries for manifests held by another one
 
 
 class KitDeleter(Protocol):
@@ -47,6 +56,9 @@ class _Progress:
     failed_kits: set[KitKey] = field(default_factory=set)
     failures: list[DeletionFailure] = field(default_factory=list)
     disabled: bool = False
+    immutable: list[ManifestKey] = field(default_factory=list)
+    with_repository: list[ManifestKey] = field(default_factory=list)
+    held: dict[ManifestKey, str] = field(default_factory=dict)  # refused while another holds it: why
 
 
 def announce(plan: Plan, log: Any = None) -> ExecutionResult:
@@ -83,14 +95,39 @@ async def execute(
         todo = await _still_garbage(todo, recheck, done, log)
     by_key = {d.manifest.key: d for d in todo}
     sem = asyncio.Semaphore(max(1, concurrency))
-    for batch in order.deletion_batches([d.manifest for d in todo]):
+    batches = order.deletion_batches([d.manifest for d in todo])
+    for batch in batches:
         await asyncio.gather(*(_delete_one(by_key[m.key], manifests, sem, done, should_stop, log) for m in batch))
+    await _retry_held([m.key for batch in batches for m in batch], by_key, manifests, sem, done, should_stop, log)
     return ExecutionResult(
         manifests_deleted=tuple(done.deleted),
         kits_deleted=tuple(done.kits),
         failures=tuple(done.failures),
         deletion_disabled=done.disabled,
+        immutable=tuple(done.immutable),
+        with_repository=tuple(done.with_repository),
     )
+
+
+async def _retry_held(planned: list[ManifestKey], by_key: dict[ManifestKey, ManifestDecision],
+                      manifests: ManifestDeleter, sem: asyncio.Semaphore, done: _Progress,
+                      should_stop: Callable[[], bool], log: Any) -> None:
+    """Retry what another manifest held, in the plan's order, while a round makes progress."""
+    for round_ in range(1, RETRY_ROUNDS + 1):
+        waiting = [k for k in planned if k in done.held]
+        if not waiting or done.disabled or should_stop():
+            break
+        log.info("delete_retry_round", round=round_, manifests=len(waiting))
+        for key in waiting:
+            del done.held[key]
+        await asyncio.gather(*(_delete_one(by_key[k], manifests, sem, done, should_stop, log) for k in waiting))
+        if len([k for k in waiting if k in done.held]) == len(waiting):
+            break  # nothing moved: another round would be refused the same way
+    for key in [k for k in planned if k in done.held]:
+        why = done.held.pop(key)
+        done.failures.append(DeletionFailure(str(key), f"still held by another manifest: {why}"))
+        log.error("delete_failed", repository=key.repository, digest=key.digest, held_by=why,
+                  error=f"still held by another manifest: {why}")
 
 
 async def _delete_kits(plan: Plan, kits: KitDeleter, done: _Progress, should_stop: Callable[[], bool],
@@ -141,10 +178,24 @@ async def _delete_one(d: ManifestDecision, manifests: ManifestDeleter, sem: asyn
                 done.failures.append(DeletionFailure(str(m.key), _message(exc)))
                 log.error("registry_deletion_disabled", repository=m.repository, error=_message(exc))
             return
+        except ManifestImmutable as exc:
+            done.immutable.append(m.key)
+            log.warning("delete_refused_immutable", repository=m.repository, digest=m.digest, tags=list(m.tags),
+                        error=_message(exc))
+            return
+        except HeldByAnother as exc:
+            done.held[m.key] = _message(exc)
+            log.info("delete_deferred", repository=m.repository, digest=m.digest, error=_message(exc))
+            return
         except Exception as exc:
             done.failures.append(DeletionFailure(str(m.key), _message(exc)))
             log.error("delete_failed", repository=m.repository, digest=m.digest, error=_message(exc))
             return
+    if outcome is DeleteOutcome.WITH_REPOSITORY:
+        done.with_repository.append(m.key)
+        log.info("delete_with_repository", repository=m.repository, digest=m.digest, tags=list(m.tags),
+                 reason="the registry deletes it only with its whole repository")
+        return
     done.deleted.append(m.key)
     log.info("deleted", repository=m.repository, digest=m.digest, tags=list(m.tags), reason=d.reason,
              already_gone=outcome is DeleteOutcome.ALREADY_GONE)

@@ -25,7 +25,7 @@ class Reply:
     url: httpx.URL
 
 
-def one_line(text: str, limit: int = 300) -> str:
+def one_line(text: str, limit: int = 500) -> str:
     """``text`` on one line of at most ``limit`` characters: a registry's message may hold anything."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
