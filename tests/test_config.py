@@ -43,6 +43,8 @@ BAD_VALUES = {
     "REGISTRY_API_URL": "api.github.com",
     "REGISTRY_API_TOKEN_FILE": "/nonexistent/token",
     "DELETE_EMPTY_REPOSITORIES": "mostly",
+    "SHARDS": "0",
+    "SHARD": "-1",
 }
 # Free text: any value is valid, so there is no bad value to test.
 FREE_TEXT = {"PUSHGATEWAY_USERNAME", "PUSHGATEWAY_PASSWORD"}

@@ -21,6 +21,7 @@ import yaml
 
 from kitgc import config
 from kitgc.cluster.sources import READ_VERBS, SOURCES, WRITES
+from kitgc.shard import Shard
 from testbed.tools import tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,8 +98,18 @@ def rule_set(rules: list[dict[str, Any]]) -> set[tuple[str, str, str, str | None
     return out
 
 
-def test_the_four_documented_overlays_exist() -> None:
-    assert set(OVERLAYS) == {"dry-run", "enforce", "monitoring", OPENSHIFT}
+def test_the_documented_overlays_exist() -> None:
+    assert set(OVERLAYS) == {"dry-run", "enforce", "monitoring", OPENSHIFT, "sharded"}
+
+
+def test_the_sharded_overlay_runs_one_indexed_pod_per_shard() -> None:
+    """SHARDS, completions and parallelism agree; Kubernetes gives each pod its index."""
+    objs = render(OVERLAYS["sharded"])
+    job = one(objs, "CronJob", NAME)["spec"]["jobTemplate"]["spec"]
+    shards = int(configmap_data(objs)["SHARDS"])
+    assert shards > 1
+    assert (job["completionMode"], job["completions"], job["parallelism"]) == ("Indexed", shards, shards)
+    assert configmap_data(objs)["DRY_RUN"] == "true"  # a dry run until the user enforces it
 
 
 # --- rendering and schema validation -------------------------------------------------------
@@ -184,8 +195,10 @@ def test_the_openshift_rules_are_new_to_its_overlay_and_match_what_the_store_cal
         assert path in store, path
 
 
-def expected_namespaced_rules() -> set[tuple[str, str, str, str | None]]:
-    names = {"configmaps": STATE_CONFIGMAP, "leases": LEASE}
+def expected_namespaced_rules(shards: int = 1) -> set[tuple[str, str, str, str | None]]:
+    """The Role's rules; with SHARDS > 1 each shard's own state ConfigMap and Lease."""
+    suffixes = [Shard(i, shards).suffix() for i in range(shards)]
+    names = {"configmaps": [STATE_CONFIGMAP + s for s in suffixes], "leases": [LEASE + s for s in suffixes]}
     out = set()
     for w in WRITES:
         if not w.namespaced:
@@ -193,7 +206,10 @@ def expected_namespaced_rules() -> set[tuple[str, str, str, str | None]]:
         for verb in w.verbs:
             # create cannot be limited by resourceNames: the API server authorizes it before
             # the object (and so its name) exists.
-            out.add((w.group, w.plural, verb, None if verb == "create" else names[w.plural]))
+            if verb == "create":
+                out.add((w.group, w.plural, verb, None))
+            else:
+                out.update((w.group, w.plural, verb, name) for name in names[w.plural])
     return out
 
 
@@ -213,7 +229,7 @@ def test_role_grants_exactly_the_state_configmap_and_lease_writes_in_its_namespa
     objs = render(OVERLAYS[overlay])
     role = one(objs, "Role", NAME)
     assert role["metadata"]["namespace"] == NAMESPACE
-    assert rule_set(role["rules"]) == expected_namespaced_rules()
+    assert rule_set(role["rules"]) == expected_namespaced_rules(int(configmap_data(objs)["SHARDS"]))
     assert [o for o in objs if o["kind"] == "Role"] == [role], "one Role only"
     assert [o["metadata"]["name"] for o in objs if o["kind"] == "ClusterRole"] == [NAME], "one ClusterRole only"
 
@@ -311,9 +327,11 @@ def test_rendered_configuration_is_accepted_by_the_collector(overlay: str, tmp_p
             stand_in.write_text("{}")
             env[var] = str(stand_in)
     env["POD_NAMESPACE"] = NAMESPACE
+    if int(env["SHARDS"]) > 1:
+        env["JOB_COMPLETION_INDEX"] = str(int(env["SHARDS"]) - 1)  # what Kubernetes sets in the last pod
     settings = config.load(env)
     assert settings.dry_run is (overlay != "enforce")
-    assert settings.state_configmap == (NAMESPACE, STATE_CONFIGMAP)
+    assert settings.state_configmap == (NAMESPACE, STATE_CONFIGMAP + settings.shard.suffix())
     kind = getattr(settings, config.BY_ENV["REGISTRY_KIND"].attr)
     assert getattr(kind, "value", kind) == ("openshift" if overlay == OPENSHIFT else "auto")
 

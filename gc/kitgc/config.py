@@ -16,6 +16,7 @@ from typing import Any
 from kitgc.errors import ConfigError
 from kitgc.imageref import InvalidReference, split_address
 from kitgc.keep import KeepPattern, parse_keep_patterns
+from kitgc.shard import Shard
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -226,6 +227,11 @@ VARIABLES: tuple[Variable, ...] = (
              "a file holding the token for the vendor API (GitHub: PAT with read:packages, delete:packages; "
              "Quay: OAuth application token; Docker Hub: PAT)", _readable_file,
              shown_default="the password of the registry's entry in REGISTRY_AUTH_FILE"),
+    Variable("SHARDS", "shards", "1",
+             "split the repositories over this many cooperating runs (a Kubernetes Indexed Job); the shard is "
+             "JOB_COMPLETION_INDEX or SHARD", _positive_int(1)),
+    Variable("SHARD", "shard_index", None, "this run's shard, 0 to SHARDS-1", _positive_int(0),
+             shown_default="JOB_COMPLETION_INDEX (set by an Indexed Job)"),
     Variable("DELETE_EMPTY_REPOSITORIES", "delete_empty_repositories", "true",
              "delete a kit repository whose manifests all went in this run, and whose kit is gone or going, "
              "where the registry has an API for it", parse_bool),
@@ -264,6 +270,37 @@ class Settings:
     registry_api_url: str | None = None
     registry_api_token_file: str | None = None
     delete_empty_repositories: bool = True
+    shards: int = 1
+    shard_index: int = 0
+
+    @property
+    def shard(self) -> Shard:
+        return Shard(self.shard_index, self.shards)
+
+
+def _shard_index(values: Mapping[str, Any], env: Mapping[str, str]) -> int:
+    """SHARD, else JOB_COMPLETION_INDEX (an Indexed Job's), checked against SHARDS.
+
+    A sharded run without its index would scan and delete some other shard's repositories
+    or none: a configuration error, never a guess.
+    """
+    shards = values.get("shards", 1)
+    index = values.get("shard_index")
+    origin = "SHARD"
+    if index is None and shards > 1:
+        raw = (env.get("JOB_COMPLETION_INDEX") or "").strip()
+        if not raw:
+            raise ConfigError(f"invalid SHARDS: SHARDS={shards} needs the shard's index: run as an Indexed Job "
+                              "(JOB_COMPLETION_INDEX) or set SHARD")
+        origin = "JOB_COMPLETION_INDEX"
+        try:
+            index = _positive_int(0)(raw)
+        except ValueError as exc:
+            raise ConfigError(f"invalid JOB_COMPLETION_INDEX: {exc}") from None
+    index = index or 0
+    if index >= shards:
+        raise ConfigError(f"invalid {origin}: shard {index} does not exist with SHARDS={shards} (0 to {shards - 1})")
+    return int(index)
 
 
 def load(env: Mapping[str, str], flags: Mapping[str, str | None] | None = None) -> Settings:
@@ -295,6 +332,10 @@ def load(env: Mapping[str, str], flags: Mapping[str, str | None] | None = None) 
         if not _NAME.match(ns):
             raise ConfigError(f"invalid POD_NAMESPACE: {ns!r} is not a namespace name")
         values["state_configmap"] = (ns, "camel-k-kit-gc-state")
+    values["shard_index"] = _shard_index(values, env)
+    if values.get("shards", 1) > 1:  # each shard keeps its own first-seen state (see kitgc.shard)
+        ns, name = values["state_configmap"]
+        values["state_configmap"] = (ns, f"{name}{Shard(values['shard_index'], values['shards']).suffix()}")
     if values.get("pushgateway_password") and not values.get("pushgateway_username"):
         raise ConfigError("invalid PUSHGATEWAY_PASSWORD: set PUSHGATEWAY_USERNAME too")
     return Settings(**values)

@@ -1,7 +1,8 @@
 """Gauges describing the last run, pushed to a Prometheus Pushgateway.
 
 A CronJob lives too briefly to be scraped, so each run pushes its numbers to the
-Pushgateway (job ``camel-k-kit-gc``, grouping key ``instance=<CLUSTER_NAME>``) and
+Pushgateway (job ``camel-k-kit-gc``, grouping key ``instance=<CLUSTER_NAME>``, plus ``shard``
+with SHARDS > 1) and
 Prometheus scrapes them from there. Alerts watch the age of
 ``kitgc_last_success_timestamp_seconds``; for that to work a failing run must leave the
 previous success time in place. We therefore push with HTTP POST
@@ -135,6 +136,7 @@ def push_metrics(summary: RunSummary, settings: Settings, *, version: str, timeo
         registry,
         url=url,
         instance=settings.cluster_name,
+        shard=str(settings.shard_index) if settings.shards > 1 else None,
         username=settings.pushgateway_username,
         password=settings.pushgateway_password,
         timeout=timeout,
@@ -183,7 +185,11 @@ def push_config_error(
 
 
 def _push(registry: CollectorRegistry, *, url: str, instance: str, username: str | None,
-          password: str | None, timeout: float) -> bool:
+          password: str | None, timeout: float, shard: str | None = None) -> bool:
+    """Push under ``instance`` (and ``shard`` with SHARDS > 1: each shard keeps its own group,
+    so one shard's push never replaces another's)."""
+    grouping = {"instance": instance} if shard is None else {"instance": instance, "shard": shard}
+
     def with_auth(url: str, method: str, timeout: float | None, headers: list[tuple[str, str]],
                   data: bytes) -> Callable[[], None]:
         return basic_auth_handler(url, method, timeout, headers, data, username, password or "")
@@ -194,7 +200,7 @@ def _push(registry: CollectorRegistry, *, url: str, instance: str, username: str
 
     def work() -> None:
         try:
-            pushadd_to_gateway(url, job=JOB, registry=registry, grouping_key={"instance": instance},
+            pushadd_to_gateway(url, job=JOB, registry=registry, grouping_key=grouping,
                                timeout=timeout, handler=handler)
             outcome["error"] = None
         except BaseException as exc:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from kitgc.identity import KitKey, ManifestKey, kit_repository_name
 from kitgc.imageref import ImageRef
 from kitgc.keep import KeepPattern
+from kitgc.shard import Shard
 
 if TYPE_CHECKING:
     from kitgc.plan.reasons import Reason
@@ -223,6 +224,8 @@ class Policy:
     kit_repositories: frozenset[str] = frozenset()
     # KEEP_IMAGES: an in-scope manifest matching any of these stays, and so does a kit whose image does.
     keep: tuple[KeepPattern, ...] = ()
+    # SHARDS > 1: only this shard's repositories are planned, and only its kits deleted.
+    shard: Shard = field(default_factory=Shard)
 
 
 def state_key(repository: str, digest: str) -> str:

@@ -32,7 +32,7 @@ from kitgc.execute import announce, execute
 from kitgc.imageref import split_address
 from kitgc.inventory import include_remembered, scan
 from kitgc.kube.connect import make_api_client
-from kitgc.lease import SweepLease
+from kitgc.lease import LEASE_NAME, SweepLease
 from kitgc.model import ClusterSnapshot, ExecutionResult, Inventory, Plan, Policy, State
 from kitgc.outcome import OUTCOMES, RunSummary, exit_code, summarize
 from kitgc.plan import guards
@@ -168,7 +168,7 @@ async def _pass(
              organizations=list(targets.organizations), min_age=str(settings.min_age),
              prune_kits=settings.prune_kits, max_deletions=settings.max_deletions,
              registry_plain_http=targets.insecure, registry_from=reader.registry_origin(settings.registry_address),
-             registry_kind=kind, registry_kind_from=kind_from)
+             registry_kind=kind, registry_kind_from=kind_from, shard=str(settings.shard))
     state_store = StateStore(api_client, *settings.state_configmap, timeout=kube_timeout)
     state = await asyncio.to_thread(state_store.load)
     started = datetime.now(UTC)
@@ -178,7 +178,7 @@ async def _pass(
     if kind == "openshift":  # an organization is a namespace there, and S2I kits live in their own
         organizations = tuple(dict.fromkeys((*organizations, *sorted(kits_now.namespaces))))
         out.organizations = organizations
-    scope = Scope(organizations, kits_now.repositories | state.kits_seen)
+    scope = Scope(organizations, kits_now.repositories | state.kits_seen, shard=settings.shard)
     store = open_store(settings, kind, targets.host, targets.insecure, api_client)
     try:
         # The registry FIRST, the cluster after (see the module docstring).
@@ -194,7 +194,7 @@ async def _pass(
         guards.check_references(cluster)
         out.unowned, out.shared_warning = _unowned(settings, inventory, cluster, state, log)
         policy = Policy(organizations, settings.min_age, settings.prune_kits, settings.max_deletions,
-                        keep=settings.keep_images, kit_repositories=scope.kit_repositories)
+                        keep=settings.keep_images, kit_repositories=scope.kit_repositories, shard=settings.shard)
         planner = Planner(inventory, policy, state, now or datetime.now(UTC), started)
         out.plan = planner(cluster)
         guards.check_wrong_cluster(out.plan, cluster, allow=settings.allow_empty_cluster)
@@ -213,7 +213,8 @@ async def _sweep(
 ) -> None:
     """A deleting run, under the sweep Lease: read again, remember children, delete, save the state."""
     assert out.plan is not None and out.cluster is not None and out.inventory is not None
-    lease = SweepLease(api_client, settings.state_configmap[0], duration=settings.lease_duration,
+    lease = SweepLease(api_client, settings.state_configmap[0], name=LEASE_NAME + settings.shard.suffix(),
+                       duration=settings.lease_duration,
                        timeout=settings.kube_timeout.total_seconds())
     await asyncio.to_thread(lease.acquire)
     try:

@@ -11,9 +11,10 @@ be anybody's. Kept apart so that the scan and the planner apply one and the same
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kitgc.identity import KIT_NAME_PREFIX, KIT_REPOSITORY_PREFIX
+from kitgc.shard import Shard
 
 KIT_PREFIX = KIT_REPOSITORY_PREFIX + KIT_NAME_PREFIX  # camel-k-kit-
 CONTEXT_PREFIX = KIT_REPOSITORY_PREFIX + "ctx-"  # camel-k-ctx-: Camel K 0.x
@@ -49,9 +50,11 @@ class Scope:
 
     organizations: tuple[str, ...]
     kit_repositories: frozenset[str] = frozenset()
+    shard: Shard = field(default_factory=Shard)  # with SHARDS > 1, only this shard's repositories
 
     def __contains__(self, repository: object) -> bool:
-        return isinstance(repository, str) and in_scope(repository, self.organizations, self.kit_repositories)
+        return (isinstance(repository, str) and in_scope(repository, self.organizations, self.kit_repositories)
+                and self.shard.owns(repository))
 
     @classmethod
     def of(cls, value: Scope | tuple[str, ...]) -> Scope:

@@ -47,6 +47,7 @@ from kitgc.plan.kits import decide_kits
 from kitgc.plan.protect import Keeper, TagResolver, protect, referenced_keys
 from kitgc.plan.reasons import Reason, ReasonKind
 from kitgc.scope import in_scope
+from kitgc.shard import Shard, shard_of
 
 
 def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: State, now: datetime) -> Plan:
@@ -68,6 +69,8 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
             KitDecision(d.kit, Action.KEEP, Reason(ReasonKind.KIT_HELD, message=hold))
             if d.action is Action.DELETE else d for d in kits
         )
+    if policy.shard.sharded:
+        kits = tuple(_left_to_its_shard(d, policy.shard) for d in kits)
     staying = [d.kit for d in kits if d.action is not Action.DELETE] + list(cluster.foreign_kits)
     deleted = [d.kit for d in kits if d.action is Action.DELETE]
 
@@ -187,6 +190,18 @@ def _allot(
         decisions[m.key] = ManifestDecision(m, action, (why, evidence.reason(m)), evidence_since=since, kits=owned)
 
 
+def _left_to_its_shard(d: KitDecision, shard: Shard) -> KitDecision:
+    """A kit another shard owns is deleted by that shard; here it stays (and holds its images).
+
+    Keeping more is the safe side: an image it holds in this shard goes a run later, once
+    its owner has deleted it (and never while it still exists).
+    """
+    if d.action is not Action.DELETE or shard.owns(d.kit.repository_name):
+        return d
+    owner = Shard(shard_of(d.kit.repository_name, shard.count), shard.count)
+    return KitDecision(d.kit, Action.KEEP, Reason(ReasonKind.KIT_HELD, message=f"it belongs to {owner}"))
+
+
 def _in_scope_manifests(inventory: Inventory, policy: Policy) -> list[Manifest]:
     """In-scope manifests, one per key, sorted.
 
@@ -197,6 +212,8 @@ def _in_scope_manifests(inventory: Inventory, policy: Policy) -> list[Manifest]:
     merged: dict[ManifestKey, Manifest] = {}
     for m in inventory.manifests:
         if not in_scope(m.repository, policy.organizations, policy.kit_repositories):
+            continue
+        if not policy.shard.owns(m.repository):
             continue
         seen = merged.get(m.key)
         if seen is None:
