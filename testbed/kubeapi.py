@@ -9,6 +9,12 @@ injects faults per method and path (a status, N times then recovery, a delay, a 
 connection, a garbage body, 410 on a continue) and logs every request, so a test can assert
 that a dry run wrote nothing.
 
+RBAC is emulated just enough for ``kitgc doctor``: ``authorization.k8s.io/v1``
+SelfSubjectAccessReviews are answered from :class:`AccessRules` (everything allowed unless a
+test calls :meth:`KubeAPI.deny`), and a denied verb also answers the real request with the
+API server's 403, as RBAC would (``enforce=False`` to make only the review say no). Serving
+the group can be switched off like any other (``serve(AUTHORIZATION, on=False)``).
+
     with KubeAPI([objects.pod("p", images=["nginx"])], knative=True) as api:
         api.write_kubeconfig(tmp_path / "kubeconfig")
 """
@@ -31,7 +37,46 @@ from testbed.kubegc import OwnerIndex, propagation
 from testbed.kubestore import CAMEL, KNATIVE, OPENSHIFT, VERBS, ApiError, Resource, Store, status_body
 from testbed.servers import BackgroundHTTPServer
 
-__all__ = ["REASONS", "Fault", "KubeAPI", "Request"]
+__all__ = ["AUTHORIZATION", "REASONS", "AccessRule", "AccessRules", "Fault", "KubeAPI", "Request"]
+
+AUTHORIZATION = "authorization.k8s.io"
+SSAR = "selfsubjectaccessreviews"
+SUBJECT = "system:serviceaccount:kitgc:camel-k-kit-gc"  # who the emulator's token stands for
+_METHOD_VERB = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    """A denial: ``verb`` (or ``*``) on ``group``/``resource``, in ``namespace`` (None: everywhere).
+
+    A request for all namespaces (a cluster-wide list) is denied by a rule for any one
+    namespace too: RBAC grants cluster-wide access only through a ClusterRole for all of them.
+    """
+
+    verb: str
+    group: str
+    resource: str
+    namespace: str | None = None
+    enforce: bool = True  # the real request is answered 403 as well, not only the review
+
+    def matches(self, verb: str, group: str, resource: str, namespace: str) -> bool:
+        return (self.verb in ("*", verb) and self.group == group and self.resource == resource
+                and (self.namespace is None or namespace in ("", self.namespace)))
+
+
+@dataclass
+class AccessRules:
+    """Everything is allowed except what a rule denies; thread-safe enough (append-only lists)."""
+
+    denied: list[AccessRule] = field(default_factory=list)
+
+    def deny(self, rule: AccessRule) -> None:
+        self.denied.append(rule)
+
+    def allowed(self, verb: str, group: str, resource: str, namespace: str = "", *, enforced: bool = False) -> bool:
+        return not any(r.matches(verb, group, resource, namespace) and (r.enforce or not enforced)
+                       for r in list(self.denied))
+
 
 @dataclass(eq=False)
 class KubeAPI:
@@ -49,6 +94,7 @@ class KubeAPI:
     faults: list[Fault] = field(default_factory=list)
     log: list[Request] = field(default_factory=list)
     hooks: list[Callable[[str, str, dict[str, str]], None]] = field(default_factory=list)
+    access: AccessRules = field(default_factory=AccessRules)
     # Serve GETs from a cache of serialised answers, kept while the store does not change (the
     # benchmark's 20,000 Pods: without it, serialising them costs more than the client reading them).
     cache_reads: bool = False
@@ -64,6 +110,7 @@ class KubeAPI:
         self._lock = threading.Lock()
         self._http: BackgroundHTTPServer | None = None
         self._cache: dict[tuple[str, str, str], bytes] = {}
+        self._reviews: list[dict[str, Any]] = []
 
     # --- control ---------------------------------------------------------------------------
 
@@ -113,6 +160,18 @@ class KubeAPI:
             self.faults.append(fault)
         return fault
 
+    def deny(self, verb: str, group: str, resource: str, namespace: str | None = None, *,
+             enforce: bool = True) -> AccessRule:
+        """Deny ``verb`` on ``group``/``resource`` (in ``namespace``, or everywhere) for our token.
+
+        SelfSubjectAccessReviews answer ``allowed: false``; with ``enforce`` the request itself
+        is refused with RBAC's 403 too (``get`` of one object, ``list`` of a collection, ...).
+        """
+        rule = AccessRule(verb, group, resource, namespace, enforce)
+        self.access.deny(rule)
+        self._cache.clear()
+        return rule
+
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
@@ -134,8 +193,17 @@ class KubeAPI:
             return list(self.log)
 
     def writes(self) -> list[Request]:
-        """Every request that could change something (POST, PUT, PATCH, DELETE)."""
-        return [r for r in self.requests if r.method not in ("GET", "HEAD")]
+        """Every request that could change something (POST, PUT, PATCH, DELETE).
+
+        A SelfSubjectAccessReview is a POST that stores nothing (a question to the
+        authorizer): it is not a write, see :meth:`reviews`.
+        """
+        return [r for r in self.requests if r.method not in ("GET", "HEAD") and not _is_review(r.path)]
+
+    def reviews(self) -> list[dict[str, Any]]:
+        """The ``spec.resourceAttributes`` of every SelfSubjectAccessReview answered, in order."""
+        with self._lock:
+            return list(self._reviews)
 
     # --- answering -------------------------------------------------------------------------
 
@@ -181,6 +249,8 @@ class KubeAPI:
             found = next((g for g in self._groups() if g["name"] == parts[1]), None)
             if found:
                 return 200, {"kind": "APIGroup", "apiVersion": "v1", **found}
+        if parts[:2] == ["apis", AUTHORIZATION] and len(parts) >= 3 and self._authorization_served():
+            return self._authorization(method, parts[2:], body)
         if len(parts) >= 2 and parts[0] == "api":
             group, version, rest = "", parts[1], parts[2:]
         elif len(parts) >= 3 and parts[0] == "apis":
@@ -201,7 +271,50 @@ class KubeAPI:
         if res is None or len(rest) > 2 or (len(rest) == 2 and res.namespaced and ns is None):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) == 2 else None
+        self._authorize(method, res, ns, name)
         return self._crud(method, res, ns, name, query, body)
+
+    # --- RBAC, just enough ---------------------------------------------------------------
+
+    def _authorization_served(self) -> bool:
+        return AUTHORIZATION not in self.store.disabled
+
+    def _authorization(self, method: str, rest: list[str], body: Any) -> tuple[int, Any]:
+        """``/apis/authorization.k8s.io/v1[/selfsubjectaccessreviews]``: discovery and reviews."""
+        if rest == ["v1"] and method == "GET":
+            return 200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{AUTHORIZATION}/v1",
+                         "resources": [{"name": SSAR, "singularName": "", "namespaced": False,
+                                        "kind": "SelfSubjectAccessReview", "verbs": ["create"]}]}
+        if rest != ["v1", SSAR]:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if method != "POST":
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        review = _object(body)
+        attrs = (review.get("spec") or {}).get("resourceAttributes")
+        if not isinstance(attrs, dict) or not attrs.get("verb") or not attrs.get("resource"):
+            raise ApiError(422, "Invalid", "SelfSubjectAccessReview.authorization.k8s.io is invalid: "
+                                           "spec.resourceAttributes: Required value")
+        with self._lock:
+            self._reviews.append(dict(attrs))
+        allowed = self.access.allowed(str(attrs["verb"]), str(attrs.get("group") or ""), str(attrs["resource"]),
+                                      str(attrs.get("namespace") or ""))
+        reason = 'RBAC: allowed by ClusterRoleBinding "emulator" of ClusterRole "cluster-admin"' if allowed else ""
+        return 201, {"apiVersion": f"{AUTHORIZATION}/v1", "kind": "SelfSubjectAccessReview",
+                     "metadata": {"creationTimestamp": None}, "spec": review.get("spec"),
+                     "status": {"allowed": allowed, "reason": reason}}
+
+    def _authorize(self, method: str, res: Resource, ns: str | None, name: str | None) -> None:
+        """Refuse with RBAC's 403 what a test denied (with ``enforce``)."""
+        if not self.access.denied:
+            return
+        verb = ("list" if name is None else "get") if method in ("GET", "HEAD") else _METHOD_VERB.get(method, "")
+        if self.access.allowed(verb, res.group, res.plural, ns or "", enforced=True):
+            return
+        where = f'in the namespace "{ns}"' if ns else "at the cluster scope"
+        what = f'{res.qualified()} "{name}"' if name else res.qualified()
+        raise ApiError(403, "Forbidden", f'{what} is forbidden: User "{SUBJECT}" cannot {verb} resource '
+                                         f'"{res.plural}" in API group "{res.group}" {where}',
+                       {"group": res.group, "kind": res.plural, **({"name": name} if name else {})})
 
     def _crud(self, method: str, res: Resource, ns: str | None, name: str | None, query: dict[str, str],
               body: Any) -> tuple[int, Any]:
@@ -236,6 +349,9 @@ class KubeAPI:
             group = out.setdefault(r.group, {"name": r.group, "versions": [], "preferredVersion": gv})
             if gv not in group["versions"]:
                 group["versions"].append(gv)
+        if self._authorization_served():
+            gv = {"groupVersion": f"{AUTHORIZATION}/v1", "version": "v1"}
+            out[AUTHORIZATION] = {"name": AUTHORIZATION, "versions": [gv], "preferredVersion": gv}
         return list(out.values())
 
     @staticmethod
@@ -246,6 +362,10 @@ class KubeAPI:
                               for r in served]}
 
     fault_error = staticmethod(fault_error)  # the error an injected status stands for
+
+
+def _is_review(path: str) -> bool:
+    return path.rstrip("/").endswith(f"/apis/{AUTHORIZATION}/v1/{SSAR}")
 
 
 def _object(body: Any) -> dict[str, Any]:

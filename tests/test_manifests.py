@@ -51,6 +51,7 @@ OPENSHIFT_RULES = {
     ("image.openshift.io", "imagestreams", "delete", None),
     ("image.openshift.io", "imagestreamtags", "delete", None),
     ("image.openshift.io", "images", "get", None),
+    ("imageregistry.operator.openshift.io", "imagepruners", "get", "cluster"),  # kitgc doctor
 }
 # The UID, GID and fsGroup the image runs as; OpenShift's restricted-v2 SCC assigns its own.
 FIXED_IDS = ("runAsUser", "runAsGroup", "fsGroup")
@@ -193,6 +194,8 @@ def test_the_openshift_rules_are_new_to_its_overlay_and_match_what_the_store_cal
     store = (ROOT / "gc" / "kitgc" / "stores" / "openshift.py").read_text()
     for path in ("/imagestreams/{name}", "/imagestreamtags/{name}:{tag}", "/images/{digest}"):
         assert path in store, path
+    doctor = (ROOT / "gc" / "kitgc" / "doctor" / "openshift.py").read_text()
+    assert "imagepruners/cluster" in doctor
 
 
 def expected_namespaced_rules(shards: int = 1) -> set[tuple[str, str, str, str | None]]:

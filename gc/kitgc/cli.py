@@ -1,4 +1,5 @@
-"""Command line: ``kitgc`` runs one pass; ``kitgc explain IMAGE`` says why an image stays.
+"""Command line: ``kitgc`` runs one pass; ``kitgc explain IMAGE`` says why an image stays;
+``kitgc doctor`` checks, writing nothing, that a deleting run would have what it needs.
 
 Flags mirror the environment variables of :data:`kitgc.config.VARIABLES` (a flag wins), and
 ``--help`` is generated from that same table so it cannot drift from what the code reads.
@@ -51,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     explain = sub.add_parser("explain", help="read-only: say why an image or digest would be kept or deleted")
     explain.add_argument("image", help="an image reference (repo:tag, repo@sha256:…) or a bare digest")
+    sub.add_parser(
+        "doctor", help="read-only preflight: would a deleting run have what it needs? (writes nothing)",
+        description="Check, writing nothing, what a deleting run needs: registry kind, TLS, authentication, "
+        "listing, tags, manifests, whether deletion is permitted (as far as can be known without deleting), "
+        "every cluster source readable, the writes allowed, state ConfigMap, Lease, Pushgateway and each "
+        "cluster of REFERENCE_KUBECONFIG. One JSON object per check with LOG_FORMAT=json ({check, ok, detail}; "
+        "ok null: cannot be known without deleting, or optional and unset), a checklist with LOG_FORMAT=console. "
+        "Exit 0 when no check is false, 1 when one is, 2 for a configuration error.",
+    )
     return parser
 
 
@@ -82,6 +92,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         from kitgc.present.explain import explain
 
         return explain(settings, ns.image)
+    if ns.command == "doctor":
+        from kitgc.doctor import doctor
+
+        return doctor(settings, env)
     return _run(settings, env)
 
 
