@@ -53,6 +53,9 @@ class TransportOptions:
     transport: httpx.AsyncBaseTransport | None = None
     on_request: OnRequest | None = None
     sleep: Sleep | None = None
+    # A fixed ``Authorization`` sent with every request, a 401 then being final: vendor APIs
+    # that never challenge (Harbor's takes Basic up front) or take a static token (Quay's OAuth).
+    authorization: str | None = field(default=None, repr=False)
 
 
 class _Failure(Exception):
@@ -113,6 +116,7 @@ class Transport:
         self._bearer: Challenge | None = None  # the registry's token realm/service, once seen
         self._basic = False  # the registry asked for Basic: send it up front from now on
         self._tokens = TokenCache(self._fetch_token)
+        self._fixed = options.authorization
 
     async def aclose(self) -> None:
         for client in self._clients:
@@ -156,6 +160,8 @@ class Transport:
     async def _authorization(
         self, key: tuple[str, ...], scopes: tuple[str, ...], extra: tuple[str, ...]
     ) -> tuple[str | None, bool]:
+        if self._fixed is not None:
+            return self._fixed, True  # "fresh": a 401 is final
         if self._bearer is not None:
             wanted = tuple(dict.fromkeys((*scopes, *extra)))
             token, fetched = await self._tokens.get(self._bearer, key, wanted)

@@ -96,25 +96,6 @@ def _error_words(body: bytes) -> tuple[str | None, str | None]:
     return (code if isinstance(code, str) else None, message if isinstance(message, str) else None)
 
 
-class _UpFrontTransport(Transport):
-    """The registry transport, sending one fixed ``Authorization`` with every request.
-
-    Harbor's API takes Basic without ever challenging for it, Quay's takes an OAuth token: the
-    challenge-driven flow of the base class would go anonymous forever. Overrides the base's
-    ``_authorization`` (the one place it decides the header); "fresh" tells it that a 401 is
-    final, so a refused credential is never retried.
-    """
-
-    def __init__(self, base_url: str, options: TransportOptions, stats: dict[str, int], header: str) -> None:
-        super().__init__(base_url, options, stats)
-        self._header = header
-
-    async def _authorization(
-        self, key: tuple[str, ...], scopes: tuple[str, ...], extra: tuple[str, ...]
-    ) -> tuple[str | None, bool]:
-        return self._header, True
-
-
 @dataclass(frozen=True)
 class ApiSettings:
     """Where the API is and how to reach it; built from :class:`~kitgc.config.Settings`."""
@@ -172,10 +153,9 @@ class SameHostApi:
         retry = RetryPolicy(attempts=max(1, config.retries))
         options = TransportOptions(insecure=config.insecure, ca_file=config.ca_file, credentials=credentials,
                                    concurrency=config.concurrency, timeout=config.timeout, retry=retry,
-                                   transport=transport)
+                                   transport=transport, authorization=up_front)
         stats: dict[str, int] = self.stats
-        self._transport: Transport = (_UpFrontTransport(self.base_url, options, stats, up_front)
-                                      if up_front is not None else Transport(self.base_url, options, stats))
+        self._transport = Transport(self.base_url, options, stats)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
