@@ -110,3 +110,40 @@ def test_an_unreachable_registry_stays_distribution_and_says_why() -> None:
 def test_a_setting_skips_the_question(harbor_like: BackgroundHTTPServer) -> None:
     settings = load({"REGISTRY_KIND": "zot"})
     assert asyncio.run(decide_kind(settings, harbor_like.address, True)) == ("zot", "REGISTRY_KIND")
+
+
+# --- where each kind's v2 API answers, and with which credentials -------------------------
+
+
+def test_docker_hub_names_reach_its_v2_api_and_the_login_docker_writes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import json
+
+    from kitgc.registry.auth import load_docker_config
+    from kitgc.stores.choose import registry_client, v2_host
+
+    assert v2_host("dockerhub", "docker.io") == v2_host("dockerhub", "index.docker.io") == "registry-1.docker.io"
+    assert v2_host("distribution", "docker.io") == "docker.io"  # only Docker Hub's kind moves it
+    auth = tmp_path / "config.json"
+    auth.write_text(json.dumps({"auths": {"https://index.docker.io/v1/": {
+        "auth": base64.b64encode(b"acme:dckr_pat_x").decode()}}}))
+    assert load_docker_config(str(auth), "registry-1.docker.io") == load_docker_config(str(auth), "docker.io")
+    assert load_docker_config(str(auth), "registry-1.docker.io").username == "acme"  # type: ignore[union-attr]
+    assert load_docker_config(str(auth), "quay.io") is None
+    client = registry_client(load({"REGISTRY_AUTH_FILE": str(auth)}), "docker.io", False, kind="dockerhub")
+    assert client.address == "registry-1.docker.io"
+    asyncio.run(client.aclose())
+
+
+def test_ghcr_reads_private_packages_with_the_api_token_when_the_auth_file_has_no_entry(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from kitgc.stores.choose import registry_client
+
+    token = tmp_path / "token"
+    token.write_text("ghp_secret\n")
+    settings = load({"REGISTRY_API_TOKEN_FILE": str(token)})
+    client = registry_client(settings, "ghcr.io", False, kind="ghcr")
+    assert client._transport._credentials is not None and client._transport._credentials.password == "ghp_secret"
+    asyncio.run(client.aclose())
+    other = registry_client(settings, "registry.example.com", False, kind="distribution")
+    assert other._transport._credentials is None  # the token is GitHub's, given to nobody else
+    asyncio.run(other.aclose())

@@ -198,7 +198,7 @@ async def sample(settings: Settings, target: Target, credentials: Credentials | 
                 return repository
             if tags:
                 findings.add(Check("registry_tags", True, f"{repository}: {len(tags)} tags"))
-                await _manifests(client, repository, tags[0], findings)
+                await _manifests(client, repository, tags[0], findings, get=target.kind != "dockerhub")
                 return repository
         findings.add(Check("registry_tags", True, f"{len(repositories)} repositories read, none holds a tag"))
         for name in ("registry_manifest_head", "registry_manifest_get"):
@@ -208,7 +208,8 @@ async def sample(settings: Settings, target: Target, credentials: Credentials | 
         await client.aclose()
 
 
-async def _manifests(client: RegistryClient, repository: str, tag: str, findings: Findings) -> None:
+async def _manifests(client: RegistryClient, repository: str, tag: str, findings: Findings, *,
+                     get: bool = True) -> None:
     head_digest: str | None = None
     try:
         head = await client.head_manifest(repository, tag)
@@ -219,6 +220,10 @@ async def _manifests(client: RegistryClient, repository: str, tag: str, findings
                                                "(digests come from GET)"))
     except KitGCError as exc:
         findings.add(Check("registry_manifest_head", False, str(exc)))
+    if not get:  # Docker Hub counts every manifest GET as a pull against the rate limit; a run GETs
+        findings.add(Check("registry_manifest_get", None, "not fetched: a GET counts against Docker Hub's pull "
+                                                          "rate limit (a run GETs only what it deletes)"))
+        return
     try:
         fetched = await client.get_manifest(repository, tag)
     except KitGCError as exc:

@@ -85,7 +85,7 @@ async def resolve(settings: Settings, reader: ClusterReader | None, state: State
     findings.add(Check("registry_kind", True, f"{kind} ({kind_from})"))
     scope = Scope(organizations, shown.repositories | remembered)
     known = tuple(f"{org}/{name}" for org in organizations for name in sorted(shown.repositories))
-    return Target(host, organizations, insecure, kind, scope, known)
+    return Target(choose.v2_host(kind, host), organizations, insecure, kind, scope, known)
 
 
 def _kits(reader: ClusterReader | None) -> KitsShown:

@@ -37,6 +37,10 @@ def _host_of(key: str) -> str:
     return key.split("/", 1)[0].lower()
 
 
+# Docker Hub answers to several names; `docker login` writes https://index.docker.io/v1/.
+DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+
 def load_docker_config(path: str, host: str) -> Credentials | None:
     """Credentials for ``host`` ([host][:port]) from a ``.dockerconfigjson`` file, or None.
 
@@ -59,8 +63,9 @@ def load_docker_config(path: str, host: str) -> Credentials | None:
     if not isinstance(doc, dict) or not isinstance(doc.get("auths"), dict):
         raise ConfigError(f"{where}: expected an object with an \"auths\" object (a .dockerconfigjson)")
     wanted = _host_of(host)
-    for key, entry in doc["auths"].items():
-        if _host_of(str(key)) != wanted:
+    aliases = DOCKER_HUB_HOSTS if wanted in DOCKER_HUB_HOSTS else {wanted}
+    for key, entry in sorted(doc["auths"].items(), key=lambda kv: _host_of(str(kv[0])) != wanted):
+        if _host_of(str(key)) not in aliases:
             continue
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}: the entry for {key!r} is not an object")

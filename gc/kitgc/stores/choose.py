@@ -13,7 +13,7 @@ from typing import Any
 
 from kitgc.config import Settings
 from kitgc.errors import RegistryError
-from kitgc.registry.auth import load_docker_config
+from kitgc.registry.auth import Credentials, load_docker_config
 from kitgc.registry.client import RegistryClient
 from kitgc.stores.base import ImageStore
 from kitgc.stores.distribution import DistributionStore
@@ -76,12 +76,33 @@ async def decide_kind(settings: Settings, host: str, insecure: bool) -> tuple[st
     return kind, why
 
 
-def registry_client(settings: Settings, host: str, insecure: bool, *, with_credentials: bool = True
-                    ) -> RegistryClient:
-    """The v2 client for ``host`` as the settings configure it (TLS, CA, credentials, limits)."""
-    credentials = (load_docker_config(settings.registry_auth_file, host)
+# Docker Hub's names for itself: images are named docker.io/…, its v2 API answers at
+# registry-1.docker.io, and docker login writes https://index.docker.io/v1/ in the auth file.
+DOCKER_HUB_V2 = "registry-1.docker.io"
+_DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io"})
+
+
+def v2_host(kind: str, host: str) -> str:
+    """Where the registry API v2 of ``host`` answers (Docker Hub's differs from its name)."""
+    return DOCKER_HUB_V2 if kind == "dockerhub" and host.lower() in _DOCKER_HUB_NAMES else host
+
+
+def registry_client(settings: Settings, host: str, insecure: bool, *, with_credentials: bool = True,
+                    kind: str = "distribution") -> RegistryClient:
+    """The v2 client for ``host`` as the settings configure it (TLS, CA, credentials, limits).
+
+    GitHub's registry takes the API token (a PAT) as the password of any user: when the auth
+    file has no entry for it, the token of ``REGISTRY_API_TOKEN_FILE`` is used, so private
+    packages can be read.
+    """
+    target = v2_host(kind, host)
+    credentials = (load_docker_config(settings.registry_auth_file, target)
                    if settings.registry_auth_file and with_credentials else None)
-    return RegistryClient(host, insecure=insecure, ca_file=settings.registry_ca_file, credentials=credentials,
+    if credentials is None and with_credentials and kind == "ghcr" and settings.registry_api_token_file:
+        from kitgc.stores.vendors.rest import api_token
+
+        credentials = Credentials("kitgc", api_token(settings, (host,), "GitHub registry"))
+    return RegistryClient(target, insecure=insecure, ca_file=settings.registry_ca_file, credentials=credentials,
                           concurrency=settings.concurrency, timeout=settings.registry_timeout.total_seconds())
 
 
@@ -90,7 +111,7 @@ def open_store(settings: Settings, kind: str, host: str, insecure: bool, api_cli
     if kind == "openshift":
         return OpenShiftStore(api_client, address=host, concurrency=settings.concurrency,
                               page_size=settings.kube_page_size, timeout=settings.kube_timeout.total_seconds())
-    v2 = DistributionStore(registry_client(settings, host, insecure), kind)
+    v2 = DistributionStore(registry_client(settings, host, insecure, kind=kind), kind)
     if kind in VENDOR_STORES:
         module = importlib.import_module(VENDOR_STORES[kind])
         factory = getattr(module, f"open_{kind}")
