@@ -1,12 +1,15 @@
 """The floor: the least any collector has to do, as a minimal asyncio + httpx script.
 
-It makes exactly the registry requests ``kitgc`` makes, with the same concurrency and the
-same shape (the catalog following ``Link``; per repository, at most ``concurrency`` in
-flight: its tag list, then one GET per tag with the same ``Accept``; index children level
-by level), and does nothing with the answers beyond what is needed to make the next
-request. Then it reads the same Kubernetes lists, raw, page by page (``json.loads`` only
-to follow ``continue``), four sources at a time like ``kitgc``'s reader. Whatever ``kitgc``
-spends beyond this is the price of its own work: parsing, checking, extracting, planning.
+It makes the registry requests of a GET-per-tag scan, with ``kitgc``'s concurrency and
+shape (the catalog following ``Link``; per repository, at most ``concurrency`` in flight:
+its tag list, then one GET per tag with the same ``Accept``; index children level by
+level), and does nothing with the answers beyond what is needed to make the next request.
+``kitgc`` now scans HEAD first (a HEAD per tag, then a GET only for indexes and for the
+manifests its plan would delete), so its requests sit between ``--mode head`` and the
+default; the benchmark reports both, by kind, per manifest. Then it reads the same
+Kubernetes lists, raw, page by page (``json.loads`` only to follow ``continue``), four
+sources at a time like ``kitgc``'s reader. Whatever ``kitgc`` spends beyond this is the
+price of its own work: parsing, checking, extracting, planning.
 
 ``--mode head`` sends HEAD instead of GET for tags: the other design, measured on the
 same scene so that the choice between them rests on numbers.

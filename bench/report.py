@@ -118,10 +118,11 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"| {net} | {_x(r['a_over_b'])} | {_x(r['c_over_a'])} | {_x(r['d_over_b'])} | "
                      f"{_x(r['a_over_b_cpu'])} |")
     manifests = results["scene"]["manifests"]
-    first = next(iter(results["networks"].values()))["variants"].get("kitgc")
-    if first:
-        per = ", ".join(f"{k} {first['requests'].get(k, 0) / manifests:.3f}" for k in KINDS)
-        lines += ["", f"Registry requests per manifest (kitgc dry run, {manifests} manifests): {per}."]
+    first = next(iter(results["networks"].values()))["variants"]
+    per = "; ".join(f"{name}: " + ", ".join(f"{k} {v['requests'].get(k, 0) / manifests:.3f}" for k in KINDS)
+                    for name, v in first.items())
+    if per:  # HEAD-first kitgc: a HEAD per tag, a GET only for indexes and what the plan would delete
+        lines += ["", f"Registry requests per manifest, by kind ({manifests} manifests, dry runs): {per}."]
     enforce = results.get("enforce")
     if enforce:
         req = enforce["requests"]

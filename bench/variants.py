@@ -25,9 +25,9 @@ TIMEOUT = 900.0  # CONCURRENCY=1 through 20 ms takes about three minutes
 # name -> what it is, for the table
 VARIANTS = {
     "kitgc": "(a) kitgc dry run, default CONCURRENCY",
-    "floor": "(b) floor: same requests, nothing done with the answers",
+    "floor": "(b) floor: a GET per tag, nothing done with the answers",
     "kitgc-c1": "(c) kitgc dry run, CONCURRENCY=1",
-    "floor-head": "(d) floor with HEAD instead of GET per tag",
+    "floor-head": "(d) floor with HEAD instead of GET per tag (kitgc's HEAD-first scan, minus its body reads)",
     "kitgc-baseline": "(e) kitgc at the --baseline commit, dry run (before/after, side by side)",
 }
 

@@ -133,6 +133,8 @@ class FaultProxy:
         except httpx.HTTPError as exc:
             return Reply(502, [("Content-Type", "text/plain")], f"proxy: upstream failed: {exc}".encode())
         out = [(k, v) for k, v in r.headers.multi_items() if k.lower() not in _HOP]
+        if method == "HEAD" and "content-length" in r.headers:  # a HEAD's length is the GET body's
+            out.append(("Content-Length", r.headers["content-length"]))
         return Reply(r.status_code, out, r.content)
 
 
@@ -168,7 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         for k, v in reply.headers:
             self.send_header(k, v)
-        self.send_header("Content-Length", str(len(reply.body)))
+        if not (self.command == "HEAD" and any(k.lower() == "content-length" for k, _ in reply.headers)):
+            self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         if self.command == "HEAD":
             return

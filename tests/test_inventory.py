@@ -54,6 +54,9 @@ async def test_scan_reads_tags_indexes_and_children_of_in_scope_repositories_onl
     # a: 2 images; b: list + 2 children, tagged child, inner index + 2 children, outer; c: none
     assert len(by_digest) == len(inventory.manifests) == 2 + 3 + 1 + 3 + 1
     assert by_digest[shared].tags == ("1", "2", "latest")
+    # HEAD first: tagged images are resolved without their body; indexes and children are read.
+    assert not by_digest[shared].read and by_digest[shared].blobs == ()
+    assert by_digest[index].read and all(by_digest[c].read for c in children)
     assert by_digest[docker].media_type == DOCKER_MANIFEST and by_digest[docker].tags == ("3",)
     assert by_digest[index].media_type == DOCKER_LIST and by_digest[index].children == tuple(children)
     assert by_digest[index].blobs == () and by_digest[index].is_index

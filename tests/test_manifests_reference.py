@@ -147,7 +147,7 @@ def test_reader_follows_the_namespace_of_an_overlay(tmp_path: Path) -> None:
 def test_the_component_is_a_kustomize_component_and_no_overlay_was_added() -> None:
     doc = yaml.safe_load((COMPONENT / "kustomization.yaml").read_text())
     assert (doc["apiVersion"], doc["kind"]) == ("kustomize.config.k8s.io/v1alpha1", "Component")
-    assert set(OVERLAYS) == {"dry-run", "enforce", "monitoring", "openshift"}
+    assert set(OVERLAYS) == {"dry-run", "enforce", "monitoring", "openshift", "sharded"}
 
 
 @pytest.mark.parametrize("version", VERSIONS)

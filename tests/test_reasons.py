@@ -50,6 +50,7 @@ EVERY: dict[ReasonKind, Reason] = {
     ReasonKind.KIT_BUILDING: Reason(ReasonKind.KIT_BUILDING, (Subject(KIT),), phase="Build Running"),
     ReasonKind.INDEX_CHILD: Reason(ReasonKind.INDEX_CHILD, index=INDEX),
     ReasonKind.READ_PROBLEM: Reason(ReasonKind.READ_PROBLEM, message="HTTP 500", tag="1"),
+    ReasonKind.REGISTRY_REFUSES: Reason(ReasonKind.REGISTRY_REFUSES, message="immutable tag", since=SINCE),
     ReasonKind.TOO_YOUNG: Reason(ReasonKind.TOO_YOUNG, min_age=DAY, age=timedelta(hours=3)),
     ReasonKind.OUT_OF_SCOPE: Reason(ReasonKind.OUT_OF_SCOPE, message="acme/app is not a kit repository"),
     ReasonKind.UNREFERENCED: Reason(ReasonKind.UNREFERENCED, (Subject(KIT),), age=3 * DAY),
@@ -88,6 +89,8 @@ WORDS = {
     ReasonKind.KIT_BUILDING: "IntegrationKit camel-k/kit-a is still building (phase Build Running)",
     ReasonKind.INDEX_CHILD: "child of kept index camel-k/camel-k-kit-a@sha256:aaaaaaaaaaaa",
     ReasonKind.READ_PROBLEM: "repository not read completely: HTTP 500 (tag 1)",
+    ReasonKind.REGISTRY_REFUSES: "the registry refuses to delete it (immutable tag) since 2026-01-01T00:00:00+00:00; "
+                                 "tried again later",
     ReasonKind.TOO_YOUNG: "younger than MIN_AGE 24h (unreferenced for 3h)",
     ReasonKind.OUT_OF_SCOPE: "never touched: acme/app is not a kit repository",
     ReasonKind.UNREFERENCED: "unreferenced for 3d; IntegrationKit camel-k/kit-a is being deleted",

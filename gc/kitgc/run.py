@@ -23,11 +23,12 @@ from typing import Any
 import structlog
 
 from kitgc import __version__, pending
+from kitgc.bodies import read_before_deleting, read_neighbours, unread_deletions
 from kitgc.cluster.discovery import resolve_targets
 from kitgc.cluster.everywhere import kits_shown, read_everywhere
 from kitgc.cluster.reader import ClusterReader
 from kitgc.config import Settings
-from kitgc.errors import EXIT_ABORT, EXIT_PARTIAL, KitGCError, RegistryError
+from kitgc.errors import EXIT_ABORT, EXIT_PARTIAL, KitGCError, RegistryError, SafetyAbort
 from kitgc.execute import announce, execute
 from kitgc.imageref import split_address
 from kitgc.inventory import include_remembered, scan
@@ -197,6 +198,11 @@ async def _pass(
                         keep=settings.keep_images, kit_repositories=scope.kit_repositories, shard=settings.shard)
         planner = Planner(inventory, policy, state, now or datetime.now(UTC), started)
         out.plan = planner(cluster)
+        # HEAD-first scanning: what the plan deletes is read (verified, sizes, an OCI subject)
+        # first, and planned again if a body changes a decision (kitgc.bodies).
+        planner, out.plan = await read_before_deleting(store, planner, cluster, out.plan)
+        planner, out.plan = await read_neighbours(store, planner, cluster, out.plan)  # exact bytes
+        out.inventory = planner.inventory
         guards.check_wrong_cluster(out.plan, cluster, allow=settings.allow_empty_cluster)
         if settings.dry_run:
             out.result = announce(out.plan, log)
@@ -223,6 +229,12 @@ async def _sweep(
         if out.plan.manifest_deletions or out.plan.kit_deletions:
             out.cluster, out.plan = await plan_again(reader, planner, out.cluster, log,
                                                      allow_empty_cluster=settings.allow_empty_cluster)
+            planner, out.plan = await read_before_deleting(store, planner, out.cluster, out.plan)
+            out.inventory = planner.inventory
+            guards.check_wrong_cluster(out.plan, out.cluster, allow=settings.allow_empty_cluster)
+        if unread := unread_deletions(out.plan):  # never: read_before_deleting settles it; fail closed
+            raise SafetyAbort(f"{len(unread)} manifest(s) planned for deletion were never read (first: "
+                              f"{unread[0].manifest.key}); nothing deleted")
         tracked = await remember_children(state_store, planner.state, tracked, out.plan, log)
         out.result = await execute(out.plan, store, reader, store, concurrency=settings.concurrency,
                                    should_stop=stop, log=log, recheck=recheck(reader, planner, out.cluster))

@@ -34,10 +34,12 @@ def source_kind(source: S.Source) -> str:
 
 def object_ref(kind: str, obj: dict[str, Any]) -> ObjectRef:
     meta = obj.get("metadata") or {}
-    namespace = meta.get("namespace") or None
-    if isinstance(namespace, str):
-        namespace = sys.intern(namespace)  # thousands of objects share a few namespaces
-    return ObjectRef(kind, str(meta.get("name") or ""), namespace)
+    raw = meta.get("namespace") if isinstance(meta, dict) else None
+    # Thousands of objects share a few namespaces; anything but a string (garbage from the
+    # API) names no namespace, as the object's own decoding then says (never a crash here).
+    namespace = sys.intern(raw) if isinstance(raw, str) and raw else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return ObjectRef(kind, str(name or ""), namespace)
 
 
 def _controller(refs: Any) -> dict[str, Any] | None:

@@ -31,13 +31,15 @@ class Capabilities:
     ``lists_repositories``: it can enumerate repositories itself (else the cluster's kit
     repositories are scanned); ``deletes_manifests``: a manifest can be deleted at all;
     ``deletes_repositories``: an emptied repository can be removed; ``untags_first``: tags
-    must go before the digest they point at.
+    must go before the digest they point at; ``metered_reads``: every manifest GET counts
+    against a rate limit (Docker Hub's pulls), so nothing that stays is read.
     """
 
     lists_repositories: bool = True
     deletes_manifests: bool = True
     deletes_repositories: bool = False
     untags_first: bool = False
+    metered_reads: bool = False
 
 
 @dataclass(frozen=True)

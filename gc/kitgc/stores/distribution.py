@@ -2,16 +2,22 @@
 
 Listing is the catalog (``/v2/_catalog``); a registry that refuses it (Docker Hub, GHCR,
 Harbor for non-admins) is scanned through the repositories the cluster's kits name, which
-is all we could ever clean there. Every tag is resolved by a GET whose digest is verified
-against the body (the body gives the media type, index children and blob sizes); index
-children are fetched level by level, so a protected index can protect its children.
+is all we could ever clean there. Tags are resolved "HEAD first": a HEAD gives the digest
+(``Docker-Content-Digest``), the media type and the size, and costs nothing against Docker
+Hub's pull rate limit, where every GET of a manifest counts as a pull. Only what needs a
+body is fetched by GET (digest verified against the body): indexes (their children must be
+known, so a kept index protects them), tags whose HEAD gave no usable digest or an unknown
+media type, index children and OCI referrers. An image resolved by HEAD alone is a
+:class:`~kitgc.model.Manifest` with ``read=False`` (blobs and ``subject`` unknown); its body
+is read before it may be deleted (:mod:`kitgc.bodies`, through :meth:`fetch_manifest`).
 Anything that cannot be read becomes a :class:`~kitgc.model.RepositoryProblem` (the planner
 keeps that repository whole) instead of stopping the scan.
 
 Deletion is ``DELETE /v2/<name>/manifests/<digest>``, which removes every tag on the
-digest; indexes go before their children (GCR and Zot refuse a child while its index
-exists, and a kept index must never point at a deleted child). ``405 UNSUPPORTED`` means
-the registry refuses every deletion: :class:`~kitgc.errors.DeletionDisabled`, with the hint.
+digest; indexes go before their children (a kept index must never point at a deleted
+child). What a refusal means is read from its error code by :mod:`.v2delete`: tags first
+where a tagged digest is refused, a child held by its parent retried after the rest, an
+immutable tag kept, ``405 UNSUPPORTED`` = deletion disabled (with the hint for the kind).
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import structlog
 
 from kitgc.errors import RegistryError
 from kitgc.model import Manifest, RepositoryProblem
-from kitgc.registry.client import FetchedManifest, RegistryClient
+from kitgc.registry.client import FetchedManifest, HeadResult, RegistryClient
+from kitgc.registry.mediatypes import IMAGE_TYPES
 from kitgc.scope import Scope
 from kitgc.stores.base import Capabilities, DeleteOutcome, KnownRepositories, RepositoryListing, RepositoryScan
 from kitgc.stores.order import deletion_layers
@@ -35,6 +42,12 @@ log = structlog.get_logger("kitgc.store")
 _CATALOG_REFUSED_STATUS = frozenset({401, 403, 404, 405})
 _CATALOG_REFUSED_CODES = frozenset({"UNSUPPORTED", "DENIED", "UNAUTHORIZED"})
 MAX_REFERRER_DEPTH = 4
+
+
+def _digest(found: FetchedManifest | HeadResult) -> str:
+    digest = found.digest
+    assert digest is not None  # _resolve returns a HeadResult only with a digest
+    return digest
 
 
 def _manifest(repository: str, fetched: FetchedManifest, tags: tuple[str, ...]) -> Manifest:
@@ -102,7 +115,7 @@ class DistributionStore:
     # --- scanning ----------------------------------------------------------------------
 
     async def scan_repository(self, repository: str) -> RepositoryScan:
-        """All manifests of one repository: tagged ones, then index children level by level."""
+        """All manifests of one repository: tags resolved HEAD first, index children level by level."""
         scan = RepositoryScan(repository)
         try:
             tags = sorted(set(await self.client.tags(repository)))
@@ -112,15 +125,26 @@ class DistributionStore:
             else:
                 scan.problems.append(RepositoryProblem(repository, str(exc)))
             return scan
-        results = await asyncio.gather(*(self._get(scan, tag, tag) for tag in tags))
-        by_digest: dict[str, tuple[FetchedManifest, list[str]]] = {}
-        for tag, fetched in zip(tags, results, strict=True):
-            if fetched is not None:
-                by_digest.setdefault(fetched.digest, (fetched, []))[1].append(tag)
+        results = await asyncio.gather(*(self._resolve(scan, tag) for tag in tags))
+        by_digest: dict[str, tuple[list[FetchedManifest | HeadResult], list[str]]] = {}
+        for tag, found in zip(tags, results, strict=True):
+            if found is not None:
+                answers, digest_tags = by_digest.setdefault(_digest(found), ([], []))
+                answers.append(found)
+                digest_tags.append(tag)
         pending: set[str] = set()
-        for digest, (fetched, digest_tags) in by_digest.items():
-            scan.manifests[digest] = _manifest(repository, fetched, tuple(sorted(digest_tags)))
-            pending.update(fetched.children)
+        for digest, (answers, digest_tags) in by_digest.items():
+            # A body read under any of its tags wins over HEAD answers for the others.
+            fetched = next((a for a in answers if isinstance(a, FetchedManifest)), None)
+            tags_of = tuple(sorted(digest_tags))
+            if fetched is not None:
+                scan.manifests[digest] = _manifest(repository, fetched, tags_of)
+                pending.update(fetched.children)
+            else:
+                head = answers[0]
+                assert isinstance(head, HeadResult)
+                scan.manifests[digest] = Manifest(repository=repository, digest=digest, media_type=head.media_type,
+                                                  tags=tags_of, size=head.size, read=False)
         del by_digest, results  # bodies are not needed any more
         tried = set(scan.manifests)
         while pending := pending - tried:  # nested indexes: one level per round
@@ -134,6 +158,30 @@ class DistributionStore:
                     pending.update(fetched.children)
         await self._add_referrers(scan)
         return scan
+
+    async def _resolve(self, scan: RepositoryScan, tag: str) -> FetchedManifest | HeadResult | None:
+        """What ``tag`` names: a HEAD answer when that is enough, else the body (GET).
+
+        HEAD is enough for an image manifest of a known type whose digest came back: the
+        planner needs its body only to delete it, and reads it then. An index needs its
+        children now; a missing or malformed digest header, or a media type we do not know
+        (``application/json``, schema1, nothing), is settled by the GET, which verifies the
+        body and refuses what it cannot parse. A HEAD refused for any reason other than 404
+        is retried as a GET (some registries and proxies do not serve HEAD), whose answer
+        then counts.
+        """
+        try:
+            head = await self.client.head_manifest(scan.repository, tag)
+        except RegistryError as exc:
+            if exc.status == 404:
+                log.debug("manifest gone between listing and reading", repository=scan.repository, reference=tag)
+                return None
+            log.debug("HEAD refused, reading the body instead", repository=scan.repository, reference=tag,
+                      error=str(exc))
+            return await self._get(scan, tag, tag)
+        if head.digest is not None and head.media_type in IMAGE_TYPES:
+            return head
+        return await self._get(scan, tag, tag)
 
     async def _add_referrers(self, scan: RepositoryScan) -> None:
         """Untagged OCI 1.1 referrers, found through the referrers API where the registry has it.
@@ -187,6 +235,8 @@ class DistributionStore:
             return None
 
     async def fetch_manifest(self, repository: str, digest: str) -> Manifest | None:
+        """The manifest at ``digest``, its body read and its digest verified (``read=True``,
+        no tags: the caller knows them); None when it is gone (404)."""
         try:
             fetched = await self.client.get_manifest(repository, digest)
         except RegistryError as exc:

@@ -64,7 +64,7 @@ class DockerHubStore:
 
     kind = "dockerhub"
     capabilities = Capabilities(lists_repositories=True, deletes_manifests=True, deletes_repositories=True,
-                                untags_first=True)
+                                untags_first=True, metered_reads=True)
 
     def __init__(self, v2: DistributionStore, api: RestClient, *, token: str, username: str | None = None) -> None:
         self.v2 = v2
