@@ -22,205 +22,20 @@ MANIFEST_UNKNOWN``) until it is pushed again through the proxy.
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import json
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Self
 from urllib.parse import urlsplit
 
-from testbed.faultproxy import FaultProxy
-from testbed.images import ALL_MANIFESTS
+from testbed.personality_base import HARBOR_REPOSITORIES, Personality, error_reply, immutable_tag, unsupported
 from testbed.registryfaults import Reply
 
 __all__ = ["DockerHubPersonality", "GcrPersonality", "GhcrPersonality", "HarborPersonality", "NexusPersonality",
            "QuayPersonality", "ZotPersonality", "error_reply"]
 
-_NAME = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-_MANIFEST = re.compile(rf"/v2/(?P<name>{_NAME})/manifests/(?P<reference>[^/]+)")
-_TAGS = re.compile(rf"/v2/(?P<name>{_NAME})/tags/list")
-_DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
-_HARBOR_REPOSITORIES = re.compile(r"/api/v2\.0/projects/(?P<project>[^/]+)/repositories")
-
-
-def error_reply(status: int, code: str, message: str, detail: object = None,
-                headers: Sequence[tuple[str, str]] = ()) -> Reply:
-    """A v2 error answer: ``{"errors":[{"code","message","detail"}]}``, JSON content type."""
-    body = json.dumps({"errors": [{"code": code, "message": message, "detail": detail}]}).encode()
-    return Reply(status, [("Content-Type", "application/json"), *headers], body)
-
-
-def _unsupported(status: int = 405) -> Reply:
-    return error_reply(status, "UNSUPPORTED", "The operation is unsupported.")
-
-
-def _is_digest(reference: str) -> bool:
-    return ":" in reference and bool(_DIGEST.fullmatch(reference))
-
-
 @dataclass(eq=False)
-class _Personality(FaultProxy):
-    """Shared machinery: routing, hidden tags, learned indexes, upstream look-ups."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._state = threading.RLock()
-        self.hidden: set[tuple[str, str]] = set()  # (repository, tag) untagged here, still upstream
-        self._indexes: dict[tuple[str, str], tuple[str, ...]] = {}  # (repo, index digest) -> children
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    # --- routing ---------------------------------------------------------------------
-
-    def forward(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
-        path = urlsplit(target).path
-        if path == "/v2/_catalog" and method in ("GET", "HEAD"):
-            refused = self.catalog(headers)
-            if refused is not None:
-                return refused
-        manifest = _MANIFEST.fullmatch(path)
-        if manifest:
-            repo, ref = manifest["name"], manifest["reference"]
-            if method == "DELETE":
-                if _is_digest(ref):
-                    return self.delete_digest(repo, ref, headers, target, body)
-                return self.delete_tag(repo, ref, headers, target, body)
-            if method in ("GET", "HEAD") and not _is_digest(ref) and self._is_hidden(repo, ref):
-                return error_reply(404, "MANIFEST_UNKNOWN", "manifest unknown", {"Tag": ref})
-            if method == "PUT":
-                return self._put(repo, ref, headers, target, body)
-            if method == "GET":
-                return self.get_manifest(repo, ref, headers, target, body)
-        tags = _TAGS.fullmatch(path)
-        if tags and method == "GET":
-            return self._tags_list(tags["name"], headers, target, body)
-        return self.pass_on(method, target, headers, body)
-
-    def pass_on(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
-        """The real registry's answer, untouched."""
-        return FaultProxy.forward(self, method, target, headers, body)
-
-    # --- what a personality overrides ---------------------------------------------------
-
-    def catalog(self, headers: dict[str, str]) -> Reply | None:
-        """None: forward ``_catalog``; a reply: answer this instead."""
-        return None
-
-    def delete_digest(self, repo: str, digest: str, headers: dict[str, str], target: str, body: bytes) -> Reply:
-        return self.pass_on("DELETE", target, headers, body)
-
-    def delete_tag(self, repo: str, tag: str, headers: dict[str, str], target: str, body: bytes) -> Reply:
-        return self.pass_on("DELETE", target, headers, body)
-
-    def get_manifest(self, repo: str, ref: str, headers: dict[str, str], target: str, body: bytes) -> Reply:
-        return self.pass_on("GET", target, headers, body)
-
-    def visible_tags(self, repo: str, upstream_tags: list[str]) -> list[str]:
-        return [t for t in upstream_tags if not self._is_hidden(repo, t)]
-
-    # --- shared behaviour -------------------------------------------------------------
-
-    def untag(self, repo: str, tag: str, headers: dict[str, str]) -> Reply:
-        """``DELETE manifests/<tag>`` as an untag-only registry answers it (202 / 404)."""
-        if self.resolve(repo, tag, headers) is None:
-            return error_reply(404, "MANIFEST_UNKNOWN", "manifest unknown", {"Tag": tag})
-        with self._state:
-            self.hidden.add((repo, tag))
-        return Reply(202, [("Content-Length", "0")], b"")
-
-    def _is_hidden(self, repo: str, tag: str) -> bool:
-        with self._state:
-            return (repo, tag) in self.hidden
-
-    def _put(self, repo: str, ref: str, headers: dict[str, str], target: str, body: bytes) -> Reply:
-        reply = self.pass_on("PUT", target, headers, body)
-        if reply.status == 201:
-            children = _children(body)
-            with self._state:
-                if children is not None:
-                    self._indexes[(repo, "sha256:" + hashlib.sha256(body).hexdigest())] = children
-                if not _is_digest(ref):
-                    self.hidden.discard((repo, ref))
-                    self.on_tag_pushed(repo, ref)
-        return reply
-
-    def on_tag_pushed(self, repo: str, tag: str) -> None:
-        """A tag was (re)pushed through the proxy."""
-
-    def _tags_list(self, repo: str, headers: dict[str, str], target: str, body: bytes) -> Reply:
-        reply = self.pass_on("GET", target, headers, body)
-        if reply.status != 200:
-            return reply
-        try:
-            doc = json.loads(reply.body)
-        except ValueError:
-            return reply
-        doc["tags"] = self.visible_tags(repo, list(doc.get("tags") or ())) or None
-        reply.body = json.dumps(doc).encode()
-        return reply
-
-    # --- upstream look-ups ------------------------------------------------------------
-
-    def _headers(self, headers: dict[str, str]) -> dict[str, str]:
-        sent = {"Accept": ALL_MANIFESTS}
-        auth = {k.lower(): v for k, v in headers.items()}.get("authorization")
-        if auth:
-            sent["Authorization"] = auth
-        return sent
-
-    def upstream_tags(self, repo: str, headers: dict[str, str]) -> list[str]:
-        r = self._client.get(f"/v2/{repo}/tags/list", headers=self._headers(headers))
-        return sorted(r.json().get("tags") or ()) if r.status_code == 200 else []
-
-    def resolve(self, repo: str, reference: str, headers: dict[str, str]) -> str | None:
-        """The digest ``reference`` names upstream (hidden tags resolve to None)."""
-        if not _is_digest(reference) and self._is_hidden(repo, reference):
-            return None
-        r = self._client.head(f"/v2/{repo}/manifests/{reference}", headers=self._headers(headers))
-        return r.headers.get("Docker-Content-Digest") if r.status_code == 200 else None
-
-    def tags_of(self, repo: str, digest: str, headers: dict[str, str]) -> list[str]:
-        """The live tags (not hidden) that point at ``digest`` now, sorted."""
-        return [t for t in self.visible_tags(repo, self.upstream_tags(repo, headers))
-                if self.resolve(repo, t, headers) == digest]
-
-    def parents_of(self, repo: str, digest: str, headers: dict[str, str]) -> list[str]:
-        """Existing indexes of ``repo`` that list ``digest`` (learned, or tagged upstream)."""
-        found: dict[str, tuple[str, ...]] = {}
-        with self._state:
-            found.update({d: c for (r, d), c in self._indexes.items() if r == repo})
-        for tag in self.upstream_tags(repo, headers):
-            r = self._client.get(f"/v2/{repo}/manifests/{tag}", headers=self._headers(headers))
-            children = _children(r.content) if r.status_code == 200 else None
-            if children is not None:
-                found["sha256:" + hashlib.sha256(r.content).hexdigest()] = children
-        return sorted(d for d, c in found.items()
-                      if digest in c and d != digest and self.resolve(repo, d, headers) == d)
-
-
-def _children(body: bytes) -> tuple[str, ...] | None:
-    """The digests an index lists, or None when ``body`` is not an index."""
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return None
-    entries = doc.get("manifests") if isinstance(doc, dict) else None
-    if not isinstance(entries, list):
-        return None
-    return tuple(e["digest"] for e in entries if isinstance(e, dict) and isinstance(e.get("digest"), str))
-
-
-def _immutable(patterns: Sequence[str], tags: Sequence[str]) -> str | None:
-    return next((t for t in tags for p in patterns if fnmatch.fnmatchcase(t, p)), None)
-
-
-@dataclass(eq=False)
-class GcrPersonality(_Personality):
+class GcrPersonality(Personality):
     """Google Container Registry / Artifact Registry.
 
     REGISTRIES.md row "Google Artifact Registry / GCR": DELETE by digest while tagged →
@@ -246,7 +61,7 @@ class GcrPersonality(_Personality):
 
 
 @dataclass(eq=False)
-class HarborPersonality(_Personality):
+class HarborPersonality(Personality):
     """Harbor 2.x.
 
     REGISTRIES.md row "Harbor": DELETE by digest → 202 (artifact and tags); ``412
@@ -276,7 +91,7 @@ class HarborPersonality(_Personality):
         return error_reply(status, "UNAUTHORIZED", "unauthorized to list catalog")
 
     def forward(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
-        listing = _HARBOR_REPOSITORIES.fullmatch(urlsplit(target).path)
+        listing = HARBOR_REPOSITORIES.fullmatch(urlsplit(target).path)
         if listing is None or method != "GET":
             return super().forward(method, target, headers, body)
         names: list[str] = []
@@ -295,7 +110,7 @@ class HarborPersonality(_Personality):
         return error_reply(400, "UNSUPPORTED", f"unsupported digest {tag}: invalid checksum digest format")
 
     def delete_digest(self, repo: str, digest: str, headers: dict[str, str], target: str, body: bytes) -> Reply:
-        held = _immutable(self.immutable_tags, self.tags_of(repo, digest, headers))
+        held = immutable_tag(self.immutable_tags, self.tags_of(repo, digest, headers))
         if held is not None:
             return error_reply(412, "PRECONDITION",
                                f"the artifact {repo}:{held} is configured as immutable, cannot be deleted")
@@ -307,7 +122,7 @@ class HarborPersonality(_Personality):
 
 
 @dataclass(eq=False)
-class QuayPersonality(_Personality):
+class QuayPersonality(Personality):
     """Quay (quay.io, Red Hat Quay).
 
     REGISTRIES.md row "Quay": DELETE by digest → 202, expires all live tags; ``404
@@ -324,7 +139,7 @@ class QuayPersonality(_Personality):
         self.immutable_tags = tuple(immutable_tags)
 
     def delete_tag(self, repo: str, tag: str, headers: dict[str, str], target: str, body: bytes) -> Reply:
-        if _immutable(self.immutable_tags, [tag]):
+        if immutable_tag(self.immutable_tags, [tag]):
             return error_reply(409, "TAG_IMMUTABLE", f"tag {tag} is immutable")
         return self.untag(repo, tag, headers)
 
@@ -332,14 +147,14 @@ class QuayPersonality(_Personality):
         tags = self.tags_of(repo, digest, headers)
         if not tags:
             return error_reply(404, "MANIFEST_UNKNOWN", "manifest unknown", {"digest": digest})
-        held = _immutable(self.immutable_tags, tags)
+        held = immutable_tag(self.immutable_tags, tags)
         if held is not None:
             return error_reply(409, "TAG_IMMUTABLE", f"tag {held} is immutable")
         return self.pass_on("DELETE", target, headers, body)
 
 
 @dataclass(eq=False)
-class ZotPersonality(_Personality):
+class ZotPersonality(Personality):
     """Zot.
 
     REGISTRIES.md row "Zot": DELETE by digest → 202, removes its tags; ``405 DENIED`` for a
@@ -358,7 +173,7 @@ class ZotPersonality(_Personality):
 
 
 @dataclass(eq=False)
-class NexusPersonality(_Personality):
+class NexusPersonality(Personality):
     """Sonatype Nexus 3.
 
     REGISTRIES.md row "Nexus 3": DELETE by digest works, but recent versions leave tags
@@ -372,7 +187,7 @@ class NexusPersonality(_Personality):
         self.ghosts: set[tuple[str, str]] = set()  # tags still listed after their manifest went
 
     def delete_tag(self, repo: str, tag: str, headers: dict[str, str], target: str, body: bytes) -> Reply:
-        return _unsupported(400)
+        return unsupported(400)
 
     def delete_digest(self, repo: str, digest: str, headers: dict[str, str], target: str, body: bytes) -> Reply:
         tags = self.tags_of(repo, digest, headers)
@@ -392,7 +207,7 @@ class NexusPersonality(_Personality):
 
 
 @dataclass(eq=False)
-class GhcrPersonality(_Personality):
+class GhcrPersonality(Personality):
     """GitHub Container Registry, v2 side only.
 
     REGISTRIES.md row "GitHub (ghcr.io)": no ``_catalog`` (404); ``DELETE`` on v2 → ``405
@@ -405,14 +220,14 @@ class GhcrPersonality(_Personality):
         return error_reply(404, "NOT_FOUND", "404 page not found")
 
     def delete_digest(self, repo: str, digest: str, headers: dict[str, str], target: str, body: bytes) -> Reply:
-        return _unsupported()
+        return unsupported()
 
     def delete_tag(self, repo: str, tag: str, headers: dict[str, str], target: str, body: bytes) -> Reply:
-        return _unsupported()
+        return unsupported()
 
 
 @dataclass(eq=False)
-class DockerHubPersonality(_Personality):
+class DockerHubPersonality(Personality):
     """Docker Hub, v2 side only.
 
     REGISTRIES.md row "Docker Hub": no ``_catalog``; DELETE by digest — sources disagree, so
@@ -435,14 +250,14 @@ class DockerHubPersonality(_Personality):
         self.mode, self.limit, self.pulls = mode, limit, 0
 
     def catalog(self, headers: dict[str, str]) -> Reply | None:
-        return _unsupported(404)
+        return unsupported(404)
 
     def delete_tag(self, repo: str, tag: str, headers: dict[str, str], target: str, body: bytes) -> Reply:
-        return _unsupported()
+        return unsupported()
 
     def delete_digest(self, repo: str, digest: str, headers: dict[str, str], target: str, body: bytes) -> Reply:
         if self.mode == "unsupported":
-            return _unsupported()
+            return unsupported()
         if self.tags_of(repo, digest, headers):
             return error_reply(403, "DENIED", "requested access to the resource is denied")
         return self.pass_on("DELETE", target, headers, body)

@@ -164,6 +164,17 @@ def test_immutable_tags_keep_their_image_and_the_run_succeeds(world: World, kind
     refused = list(events_named(events, "delete_refused_immutable"))
     assert [e["digest"] for e in refused] == [held]
     assert not list(events_named(events, "delete_failed"))
+    (summary,) = events_named(events, "summary")
+    assert summary["manifests_immutable"] == 1 and summary["delete_failures"] == 0
+
+    # The next run remembers the refusal (state ConfigMap): kept with its own reason, not asked again.
+    with personality(world.registry.url, immutable_tags=["release-*"]) as proxy:
+        code, events = _run(world, proxy, kind)
+        asked_again = _digest_deletes(proxy, held_repo)
+    assert code == 0, events[-3:]
+    assert asked_again == [] and world.exists(held_repo, held)
+    (summary,) = events_named(events, "summary")
+    assert summary["manifests_immutable"] == 1 and summary["manifests_eligible"] == 0
 
 
 # --- Nexus: tags left behind are reported, and the next run is clean ------------------------

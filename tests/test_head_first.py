@@ -375,7 +375,6 @@ def test_bytes_are_exact_where_reads_are_free_and_an_upper_bound_where_they_are_
     """
     import asyncio
 
-    from kitgc.bodies import read_neighbours
     from kitgc.model import Policy, State
     from kitgc.present.report import reclaimable_bytes
     from kitgc.stores.base import Capabilities
@@ -395,8 +394,8 @@ def test_bytes_are_exact_where_reads_are_free_and_an_upper_bound_where_they_are_
             try:
                 inventory = await scan(store, (org,))
                 planner = Planner(inventory, Policy((org,), pf.DAY * 0, True, 500), State(), pf.NOW, pf.NOW)
-                planner, plan = await read_before_deleting(store, planner, cluster, planner(cluster))
-                planner, plan = await read_neighbours(store, planner, cluster, plan)
+                planner, plan = await read_before_deleting(store, planner, cluster, planner(cluster),
+                                                           neighbours=True)
             finally:
                 await store.aclose()
             (kept,) = [d.manifest for d in plan.manifests if d.manifest.digest == new]

@@ -195,5 +195,7 @@ def test_full_pass_deletes_orphans_and_their_emptied_repository(world: World, pr
     assert not world.exists(orphan_repo, orphan) and world.exists(kept_repo, kept)
     assert acr.deleted == {orphan_repo}
     assert [e["repository"] for e in events_named(events, "repository_deleted")] == [orphan_repo]
+    (summary,) = events_named(events, "summary")  # what the metrics push
+    assert summary["repositories_deleted"] == 1 and summary["exit_code"] == 0
     assert proxy.requests("GET", "/v2/_catalog")  # listed through v2
     assert USERS["admin"][0] not in json.dumps(events)

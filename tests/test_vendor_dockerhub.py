@@ -116,6 +116,8 @@ def test_run_untags_orphans_keeps_referenced_images_and_never_pulls_them(world, 
     # The orphan repository went whole (the lead's repository step), the used one stays.
     assert [e["repository"] for e in events_named(events, "repository_deleted")] == [orphan_repo]
     assert not world.exists(orphan_repo, orphan)
+    (summary,) = events_named(events, "summary")  # what the metrics push
+    assert (summary["repositories_deleted"], summary["manifests_deleted"], summary["exit_code"]) == (1, 2, 0)
 
 
 def test_run_with_a_read_only_token_fails_clearly_and_loses_nothing(world, hub_v2, token_file, org) -> None:

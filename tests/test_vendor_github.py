@@ -112,6 +112,8 @@ def test_run_deletes_orphan_versions_and_keeps_what_is_referenced(world, ghcr, g
     assert [e["repository"] for e in events_named(events, "repository_deleted")] == [orphan_repo]
     assert not list(events_named(events, "delete_failed"))
     assert not ghcr.requests("DELETE"), "nothing may be deleted through v2 on ghcr"
+    (summary,) = events_named(events, "summary")  # what the metrics push: the version that went with its package counts
+    assert (summary["repositories_deleted"], summary["manifests_deleted"], summary["exit_code"]) == (1, 3, 0)
 
 
 def test_run_with_a_token_lacking_delete_scope_fails_clearly_and_loses_nothing(

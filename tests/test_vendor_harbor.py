@@ -331,6 +331,8 @@ def test_full_pass_lists_through_the_api_while_the_catalog_is_refused(
     assert personality.requests("GET", "/v2/_catalog") == []
     assert harbor.deleted == {orphan_repo}
     assert [e["repository"] for e in events_named(events, "repository_deleted")] == [orphan_repo]
+    (summary,) = events_named(events, "summary")  # what the metrics push
+    assert summary["repositories_deleted"] == 1 and summary["exit_code"] == 0
     assert USERS["admin"][0] not in json.dumps(events)
 
 

@@ -213,6 +213,8 @@ def test_full_pass_deletes_orphans_and_their_emptied_repository(world: World, pe
     assert not world.exists(orphan_repo, orphan) and world.exists(kept_repo, kept)
     assert quay.deleted == {orphan_repo}
     assert [e["repository"] for e in events_named(events, "repository_deleted")] == [orphan_repo]
+    (summary,) = events_named(events, "summary")  # what the metrics push
+    assert summary["repositories_deleted"] == 1 and summary["exit_code"] == 0
     assert ADMIN not in json.dumps(events)
 
 

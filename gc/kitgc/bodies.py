@@ -13,7 +13,7 @@ the DELETE decisions' bodies and planning again until every DELETE decision is r
 
 What ``bytes_reclaimable`` means with HEAD-first scanning: every deleted manifest has been
 read, so its own size and its blobs are known. The kept manifests of the repositories that
-lose something are read too (:func:`read_neighbours`): an older build of a kit shares its
+lose something are read too (``neighbours=True``): an older build of a kit shares its
 dependency and base layers with the newer one that stays, and those layers must not count
 as reclaimed. Where reads are metered (Docker Hub: every GET is a pull), nothing that stays
 is read, and a layer shared with a kept image that only a HEAD resolved counts as
@@ -49,28 +49,16 @@ class _Fetcher(ManifestFetcher, Protocol):
     concurrency: int
 
 
-async def read_neighbours(store: _Fetcher, planner: Planner, cluster: ClusterSnapshot, plan: Plan
-                          ) -> tuple[Planner, Plan]:
-    """Read the kept, unread manifests of the repositories the plan deletes from (for bytes).
-
-    Skipped where reads are metered (:attr:`~kitgc.stores.base.Capabilities.metered_reads`).
-    A body that changes a decision (an OCI subject) is planned again, and what that plan
-    deletes is read like any deletion.
-    """
+def _neighbours(store: object, plan: Plan) -> list[Manifest]:
+    """The kept, unread manifests of the repositories the plan deletes from, where reads are
+    free: an older build shares layers with the newer one that stays, and only their bodies
+    say which (bytes). None where reads are metered (Docker Hub: every GET is a pull)."""
     capabilities = getattr(store, "capabilities", None)
     if capabilities is None or capabilities.metered_reads:
-        return planner, plan
+        return []
     touched = {d.manifest.repository for d in plan.manifest_deletions}
-    kept = [d.manifest for d in plan.manifests
+    return [d.manifest for d in plan.manifests
             if d.manifest.repository in touched and not d.manifest.read and d.action is not Action.DELETE]
-    if not kept:
-        return planner, plan
-    inventory, bodies = await _read(store, planner.inventory, kept)
-    planner = replace(planner, inventory=inventory)
-    if bodies is not None:
-        return planner, replace(plan, manifests=tuple(
-            replace(d, manifest=bodies.get(d.manifest.key, d.manifest)) for d in plan.manifests))
-    return await read_before_deleting(store, planner, cluster, planner(cluster))
 
 
 def unread_deletions(plan: Plan) -> list[ManifestDecision]:
@@ -79,7 +67,7 @@ def unread_deletions(plan: Plan) -> list[ManifestDecision]:
 
 
 async def read_before_deleting(
-    store: _Fetcher, planner: Planner, cluster: ClusterSnapshot, plan: Plan
+    store: _Fetcher, planner: Planner, cluster: ClusterSnapshot, plan: Plan, *, neighbours: bool = False
 ) -> tuple[Planner, Plan]:
     """``(planner, plan)`` in which every DELETE decision's manifest has been read.
 
@@ -89,13 +77,15 @@ async def read_before_deleting(
     read (any other error, a digest that does not verify) becomes a problem of its
     repository, which the planner then keeps whole. Should deletions still be unread after
     :data:`MAX_ROUNDS`, their repositories are held the same way (fail closed), so the plan
-    returned never deletes an unread manifest.
+    returned never deletes an unread manifest. With ``neighbours``, the kept neighbours of
+    the deletions (:func:`_neighbours`) are read in the same requests' wave, for exact bytes.
     """
     for round_ in range(1, MAX_ROUNDS + 1):
-        unread = unread_deletions(plan)
-        if not unread:
+        unread = [d.manifest for d in unread_deletions(plan)]
+        wanted = unread + (_neighbours(store, plan) if neighbours else [])
+        if not unread and (not wanted or round_ > 1):
             return planner, plan
-        inventory, bodies = await _read(store, planner.inventory, [d.manifest for d in unread])
+        inventory, bodies = await _read(store, planner.inventory, wanted)
         planner = replace(planner, inventory=inventory)
         if bodies is not None:  # nothing the planner decides by changed: the same plan, with the bodies
             return planner, replace(plan, manifests=tuple(
@@ -103,8 +93,8 @@ async def read_before_deleting(
         plan = planner(cluster)
         log.debug("bodies_read", round=round_, manifests=len(unread),
                   still_unread=len(unread_deletions(plan)))
-    while unread := unread_deletions(plan):  # each pass holds at least one more repository: it ends
-        repositories = sorted({d.manifest.repository for d in unread})
+    while left := unread_deletions(plan):  # each pass holds at least one more repository: it ends
+        repositories = sorted({d.manifest.repository for d in left})
         log.warning("bodies_not_settled", rounds=MAX_ROUNDS, repositories=len(repositories),
                     note="their repositories are kept whole this run")
         held = tuple(RepositoryProblem(r, f"manifests planned for deletion still unread after {MAX_ROUNDS} "

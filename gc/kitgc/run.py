@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from kitgc import __version__, pending
-from kitgc.bodies import read_before_deleting, read_neighbours, unread_deletions
+from kitgc.bodies import read_before_deleting, unread_deletions
 from kitgc.cluster.discovery import resolve_targets
 from kitgc.cluster.everywhere import kits_shown, read_everywhere
 from kitgc.cluster.reader import ClusterReader
@@ -199,9 +199,9 @@ async def _pass(
         planner = Planner(inventory, policy, state, now or datetime.now(UTC), started)
         out.plan = planner(cluster)
         # HEAD-first scanning: what the plan deletes is read (verified, sizes, an OCI subject)
-        # first, and planned again if a body changes a decision (kitgc.bodies).
-        planner, out.plan = await read_before_deleting(store, planner, cluster, out.plan)
-        planner, out.plan = await read_neighbours(store, planner, cluster, out.plan)  # exact bytes
+        # first, with its kept neighbours (exact bytes), and planned again if a body changes a
+        # decision (kitgc.bodies).
+        planner, out.plan = await read_before_deleting(store, planner, cluster, out.plan, neighbours=True)
         out.inventory = planner.inventory
         guards.check_wrong_cluster(out.plan, cluster, allow=settings.allow_empty_cluster)
         if settings.dry_run:
