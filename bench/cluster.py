@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from bench.scene import Kit, SceneSpec
+from bench.scene import Kit, SceneSpec, check_scale
 from testbed import objects
 
 HOST = "image-registry.camel-k.svc:5000"  # how the cluster names the registry (matched by digest)
@@ -47,8 +48,9 @@ def _hash(*seed: object, n: int = 10) -> str:
     return hashlib.sha256(repr(seed).encode()).hexdigest()[:n]
 
 
-def kit_image(kit: Kit) -> str:
-    return f"{HOST}/{kit.repository}@{kit.digests[-1]}"
+def kit_image(kit: Kit, previous: bool = False) -> str:
+    """The kit's current image by digest (``previous``: the build before it, as an old ReplicaSet runs)."""
+    return f"{HOST}/{kit.repository}@{kit.digests[-2 if previous and len(kit.digests) > 1 else -1]}"
 
 
 def _managed_fields(manager: str) -> list[dict[str, Any]]:
@@ -73,7 +75,7 @@ def _container(image: str, name: str, integration: str | None) -> dict[str, Any]
            {"name": "CAMEL_K_RUNTIME_VERSION", "value": "3.8.1"},
            {"name": "NAMESPACE", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}},
            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}}]
-    probe = {"failureThreshold": 3, "periodSeconds": 10, "successThreshold": 1, "timeoutSeconds": 1,
+    probe: dict[str, Any] = {"failureThreshold": 3, "periodSeconds": 10, "successThreshold": 1, "timeoutSeconds": 1,
              "httpGet": {"path": "/q/health/ready", "port": 8080, "scheme": "HTTP"}}
     return {"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "env": env,
             "command": ["java"], "args": ["-cp", "./resources:/deployments/dependencies/*", "io.quarkus.Main"],
@@ -186,33 +188,98 @@ def integration_kit(kit: Kit, index: int) -> dict[str, Any]:
     return obj
 
 
-def build_objects(spec: SceneSpec, kits: list[Kit]) -> Iterator[dict[str, Any]]:
-    """Every object of the scene (about 31,000), generated lazily."""
-    yield objects.integration_platform("camel-k", "camel-k", address=HOST, organization=spec.organization,
-                                       insecure=True)
-    for i, kit in enumerate(kits):
-        yield integration_kit(kit, i)
-    replicasets = 0
-    for i in range(INTEGRATIONS):
-        kit = kits[i % spec.in_use]
-        name, ns = f"route-{i:04d}", f"team-{i % NAMESPACES:02d}"
-        image = kit_image(kit)
-        it = integration(name, ns, kit)
-        yield it
-        it_owner = {"apiVersion": "camel.apache.org/v1", "kind": "Integration", "name": name,
-                    "uid": it["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
-        yield _workload("Deployment", name, ns, image, name, PODS_PER_INTEGRATION, it_owner)
-        dep_owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": _uid("Deployment", ns, name),
-                     "controller": True, "blockOwnerDeletion": True}
-        count = 3 if i < REPLICASETS - 2 * INTEGRATIONS else 2
-        for r in range(count):
+@dataclass(frozen=True)
+class ClusterSpec:
+    """How many of each object the scene's cluster holds (see the module docstring)."""
+
+    integrations: int = INTEGRATIONS
+    pods_per_integration: int = PODS_PER_INTEGRATION
+    other_pods: int = OTHER_PODS
+    replicasets: int = REPLICASETS
+    namespaces: int = NAMESPACES
+    rollout_history: bool = False  # old ReplicaSets name the kit's previous build, not its current one
+
+    @classmethod
+    def for_scale(cls, scale: str) -> ClusterSpec:
+        """Today's cluster times ``scale``; ``large``: 200,000 Pods, 40,000 ReplicaSets, 20,000 of the rest."""
+        if check_scale(scale) == "large":
+            return cls(integrations=20_000, other_pods=60_000, replicasets=40_000, namespaces=400,
+                       rollout_history=True)
+        f = int(scale)
+        return cls(INTEGRATIONS * f, PODS_PER_INTEGRATION, OTHER_PODS * f, REPLICASETS * f, NAMESPACES * f)
+
+    def replicasets_of(self, i: int) -> int:
+        """Integration ``i``'s Deployment has 3 ReplicaSets while there are extra ones, else 2."""
+        return 3 if i < self.replicasets - 2 * self.integrations else 2
+
+
+class Scene:
+    """The cluster's objects by kind and index, made on demand (``kind``, ``i``) -> dict.
+
+    Indexable rather than a list, so that the emulator can serve 300,000 objects page by
+    page without holding them (:mod:`bench.kubeserver`); deterministic, so a page asked
+    twice is the same page.
+    """
+
+    def __init__(self, scene: SceneSpec, kits: list[Kit], spec: ClusterSpec | None = None) -> None:
+        self.scene, self.kits, self.spec = scene, kits, spec or ClusterSpec()
+        s = self.spec
+        extra = max(0, min(s.replicasets - 2 * s.integrations, s.integrations))
+        self.counts = {"IntegrationPlatform": 1, "IntegrationKit": len(kits), "Integration": s.integrations,
+                       "Deployment": s.integrations, "ReplicaSet": 2 * s.integrations + extra,
+                       "Pod": s.integrations * s.pods_per_integration + s.other_pods}
+        self._extra = extra
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def _it(self, i: int) -> tuple[str, str, Kit]:
+        return f"route-{i:04d}", f"team-{i % self.spec.namespaces:02d}", self.kits[i % self.scene.in_use]
+
+    def make(self, kind: str, i: int) -> dict[str, Any]:
+        """Object ``i`` (0-based) of ``kind``."""
+        if kind == "IntegrationPlatform":
+            return objects.integration_platform("camel-k", "camel-k", address=HOST,
+                                                organization=self.scene.organization, insecure=True)
+        if kind == "IntegrationKit":
+            return integration_kit(self.kits[i], i)
+        if kind == "Pod":
+            return self._pod(i)
+        if kind == "ReplicaSet":
+            it, r = (i // 3, i % 3) if i < 3 * self._extra else (self._extra + (i - 3 * self._extra) // 2,
+                                                                 (i - 3 * self._extra) % 2)
+            name, ns, kit = self._it(it)
             rs = f"{name}-{_hash(name, r, n=10)}"
-            replicasets += 1
-            yield _workload("ReplicaSet", rs, ns, image, name, PODS_PER_INTEGRATION if r == 0 else 0, dep_owner)
-        current = f"{name}-{_hash(name, 0, n=10)}"
-        for p in range(PODS_PER_INTEGRATION):
-            yield pod(f"{current}-{_hash(name, p, n=5)}", ns, image, current, name)
-    for j in range(OTHER_PODS):
+            image = kit_image(kit, previous=r > 0 and self.spec.rollout_history)
+            dep_owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                         "uid": _uid("Deployment", ns, name), "controller": True, "blockOwnerDeletion": True}
+            return _workload("ReplicaSet", rs, ns, image, name, self.spec.pods_per_integration if r == 0 else 0,
+                             dep_owner)
+        name, ns, kit = self._it(i)
+        if kind == "Integration":
+            return integration(name, ns, kit)
+        if kind == "Deployment":
+            it_owner = {"apiVersion": "camel.apache.org/v1", "kind": "Integration", "name": name,
+                        "uid": _uid("it", ns, name), "controller": True, "blockOwnerDeletion": True}
+            return _workload("Deployment", name, ns, kit_image(kit), name, self.spec.pods_per_integration, it_owner)
+        raise KeyError(f"no {kind} in the bench scene")
+
+    def _pod(self, i: int) -> dict[str, Any]:
+        per = self.spec.pods_per_integration
+        if i < self.spec.integrations * per:
+            name, ns, kit = self._it(i // per)
+            current = f"{name}-{_hash(name, 0, n=10)}"
+            return pod(f"{current}-{_hash(name, i % per, n=5)}", ns, kit_image(kit), current, name)
+        j = i - self.spec.integrations * per
         image = OTHER_IMAGES[j % len(OTHER_IMAGES)]
         app = image.rsplit("/", 1)[-1].split(":")[0].split("@")[0]
-        yield pod(f"{app}-{j:05d}-{_hash(j, n=5)}", f"infra-{j % 20:02d}", image, f"{app}-{_hash(app, n=10)}", None)
+        return pod(f"{app}-{j:05d}-{_hash(j, n=5)}", f"infra-{j % 20:02d}", image, f"{app}-{_hash(app, n=10)}", None)
+
+
+def build_objects(spec: SceneSpec, kits: list[Kit], cluster: ClusterSpec | None = None) -> Iterator[dict[str, Any]]:
+    """Every object of the scene (about 31,000 at scale 1), generated lazily."""
+    scene = Scene(spec, kits, cluster)
+    for kind, count in scene.counts.items():
+        for i in range(count):
+            yield scene.make(kind, i)

@@ -1,8 +1,10 @@
 """The benchmark's registry: a real Distribution registry, seeded once, reused afterwards.
 
 Seeding 6,000 manifests takes tens of thousands of HTTP requests, so it is done
-concurrently (httpx async) and cached under ``bench/.scene/<version>/``; the ``seeded.json``
+concurrently (httpx async) and cached under ``bench/.scene/<key>/``; the ``seeded.json``
 marker is written last, so an interrupted seeding is redone from scratch, never half-used.
+Scenes bigger than today's (``--scale``) are written straight into the registry's storage
+layout instead (:mod:`bench.scene_fs`): the same bytes, minutes instead of hours.
 Content is built the way Jib builds kits: every image shares the base layers (mounted
 across repositories, as registries do for shared blobs), each kit repository has its own
 dependency layer shared by its builds, and every build has a unique config blob and so a
@@ -13,6 +15,7 @@ counts what each variant asked of it, independently of the variants themselves.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import shutil
 import subprocess
@@ -49,6 +52,30 @@ class SceneSpec:
     def manifests(self) -> int:
         return self.repositories * self.tags
 
+    @classmethod
+    def for_scale(cls, scale: str) -> SceneSpec:
+        """``1``, ``4``, ``16``: today's scene times that; ``large``: 20,000 kits x 5 tags.
+
+        ``large`` is the issue's target estate: 100,000 manifests, half the kits in use; the
+        cluster (:class:`bench.cluster.ClusterSpec`) references their last two builds (the
+        old ReplicaSet keeps the previous image), so 20 % of the manifests are referenced.
+        """
+        if check_scale(scale) == "large":
+            return cls(repositories=20_000, tags=5, in_use=10_000, foreign=10)
+        factor, base = int(scale), cls()
+        return cls(repositories=base.repositories * factor, tags=base.tags, in_use=base.in_use * factor,
+                   foreign=base.foreign * factor)
+
+
+SCALES = ("1", "4", "16", "large")
+
+
+def check_scale(scale: str) -> str:
+    """``scale`` if it names a scene (``--scale`` / ``BENCH_SCALE``), else a one-line ValueError."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    return scale
+
 
 @dataclass(frozen=True)
 class Kit:
@@ -58,12 +85,18 @@ class Kit:
     digests: tuple[str, ...]  # one per tag; the last one is the kit's current image
 
 
+@functools.cache
 def base_layers() -> tuple[bytes, ...]:
-    """The JDK/base layers every kit image shares (small: sizes do not matter here)."""
+    """The JDK/base layers every kit image shares (small: sizes do not matter here).
+
+    Cached: they are hashed out of a seed block by block, and 100,000 builds would redo it.
+    """
     return (images.layer("bench-base-os", 4096), images.layer("bench-base-jdk", 8192))
 
 
+@functools.lru_cache(maxsize=64)
 def kit_layer(repository: str) -> bytes:
+    """The dependency layer of one kit repository, shared by its builds (cached for them)."""
     return images.layer(f"bench-kit-deps-{repository}", 2048)
 
 
@@ -221,20 +254,31 @@ def prepare(spec: SceneSpec, root: Path = SCENE_ROOT, log: Any = print) -> tuple
     info: dict[str, Any] = {"cached": marker.exists(), "directory": str(directory)}
     if not marker.exists():
         shutil.rmtree(directory, ignore_errors=True)
-        registry = start_registry(directory)
-        log(f"seeding {spec.manifests} manifests in {spec.repositories} repositories (once; cached in {directory})")
+        # Bigger than today's scene: HTTP seeding would take hours; write the storage instead.
+        seeder = "filesystem" if spec.manifests > SceneSpec().manifests else "http"
+        log(f"seeding {spec.manifests} manifests in {spec.repositories} repositories through {seeder} "
+            f"(once; cached in {directory})")
         started = time.monotonic()
-        try:
-            asyncio.run(_seed(registry.url, spec, kits))
-        except BaseException:
-            registry.stop()
-            raise
+        if seeder == "filesystem":
+            from bench.scene_fs import write_scene  # here: scene_fs builds on this module
+
+            write_scene(spec, kits, directory / "data")
+            registry = start_registry(directory)
+        else:
+            registry = start_registry(directory)
+            try:
+                asyncio.run(_seed(registry.url, spec, kits))
+            except BaseException:
+                registry.stop()
+                raise
         info["seed_seconds"] = round(time.monotonic() - started, 1)
-        marker.write_text(json.dumps({"spec": asdict(spec), "seed_seconds": info["seed_seconds"]}))
+        info["seeder"] = seeder
+        marker.write_text(json.dumps({"spec": asdict(spec), "seed_seconds": info["seed_seconds"], "seeder": seeder}))
         log(f"seeded in {info['seed_seconds']} s")
     else:
         registry = start_registry(directory)
-        info["seed_seconds"] = json.loads(marker.read_text()).get("seed_seconds")
+        recorded = json.loads(marker.read_text())
+        info["seed_seconds"], info["seeder"] = recorded.get("seed_seconds"), recorded.get("seeder", "http")
     return registry, kits, info
 
 
