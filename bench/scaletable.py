@@ -1,0 +1,79 @@
+"""The scale table: how time, memory and requests grow from one scene size to the next.
+
+``make bench BENCH_ARGS="--scale 4"`` (and 16, ``large``) each write
+``bench/results-scale-<s>.json``; ``python -m bench.scaletable`` reads them all and prints
+one row per scale and network: kitgc's wall and CPU time and peak RSS, the floor's wall
+time where it was measured, requests per manifest, and each figure's growth against the
+smallest scale, per unit of scene (1.00 = linear, below = better than linear). Growth is
+what the scale issue asks to see; the absolute figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def load(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """The results files, smallest scene first."""
+    results = [json.loads(Path(p).read_text()) for p in paths]
+    return sorted(results, key=lambda r: r["scene"]["manifests"])
+
+
+def rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (scale, network) where kitgc ran, with growth against the first scale."""
+    out: list[dict[str, Any]] = []
+    base: dict[str, tuple[float, float, float, int]] = {}
+    for r in results:
+        scene = r["scene"]
+        manifests = int(scene["manifests"])
+        for net, data in r["networks"].items():
+            kitgc = data["variants"].get("kitgc")
+            if kitgc is None:
+                continue
+            floor = data["variants"].get("floor")
+            wall, cpu, rss = float(kitgc["wall_median"]), float(kitgc["cpu_median"]), float(kitgc["rss_mb_max"])
+            first = base.setdefault(net, (wall, cpu, rss, manifests))
+            size = manifests / first[3]
+            out.append({
+                "scale": str(scene.get("scale", "1")), "network": net, "manifests": manifests,
+                "objects": int(scene.get("kubernetes_objects", 0)), "wall": wall, "cpu": cpu, "rss": rss,
+                "floor_wall": float(floor["wall_median"]) if floor else None,
+                "per_manifest": kitgc.get("requests_per_manifest", {}),
+                "wall_growth": (wall / first[0]) / size, "cpu_growth": (cpu / first[1]) / size,
+                "rss_growth": (rss / first[2]) / size,
+            })
+    return out
+
+
+def render(results: list[dict[str, Any]]) -> str:
+    lines = ["| scale | network | manifests / objects | kitgc wall (s) | CPU (s) | peak RSS (MB) | floor wall (s) | "
+             "HEAD / GET per manifest | growth per unit of scene: wall / CPU / RSS |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    for row in rows(results):
+        per = row["per_manifest"]
+        floor = f"{row['floor_wall']:.1f}" if row["floor_wall"] is not None else "-"
+        lines.append(
+            f"| {row['scale']}x | {row['network']} | {row['manifests']:,} / {row['objects']:,} | {row['wall']:.1f} | "
+            f"{row['cpu']:.1f} | {row['rss']:.0f} | {floor} | {per.get('head', 0):.3f} / {per.get('get', 0):.3f} | "
+            f"{row['wall_growth']:.2f} / {row['cpu_growth']:.2f} / {row['rss_growth']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    paths = [Path(a) for a in args] or sorted(HERE.glob("results-scale-*.json"))
+    if not paths:
+        print("no bench/results-scale-*.json yet: run `make bench BENCH_ARGS=\"--scale 4\"` first", file=sys.stderr)
+        return 1
+    print(render(load(paths)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
