@@ -173,6 +173,7 @@ def test_a_kit_of_another_shard_holds_its_image_until_that_shard_deleted_it(worl
     ({"SHARDS": "2", "SHARD": "5"}, "SHARD"),
     ({"SHARDS": "2", "JOB_COMPLETION_INDEX": "one"}, "JOB_COMPLETION_INDEX"),
     ({"SHARDS": "0"}, "SHARDS"),
+    ({"SHARDS": "4", "SHARD": "0", "JOB_COMPLETION_INDEX": "2"}, "SHARD: 0 differs from JOB_COMPLETION_INDEX 2"),
 ])
 def test_a_shard_that_cannot_know_its_index_is_a_configuration_error(env: dict[str, str], names: str) -> None:
     with pytest.raises(ConfigError, match=names):
@@ -184,6 +185,7 @@ def test_each_shard_keeps_its_own_state_and_an_indexed_job_sets_the_index() -> N
     assert (s.shard.index, s.shard.count) == (3, 4)
     assert s.state_configmap == ("gc", "camel-k-kit-gc-state-shard-3")
     assert load({"JOB_COMPLETION_INDEX": "7"}).shard.count == 1  # a plain Job's index means nothing unsharded
+    assert load({"SHARDS": "4", "SHARD": "2", "JOB_COMPLETION_INDEX": "2"}).shard.index == 2  # agreeing is fine
 
 
 def test_the_hash_spreads_kit_repositories_and_ignores_the_organization() -> None:

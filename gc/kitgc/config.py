@@ -279,24 +279,29 @@ class Settings:
 
 
 def _shard_index(values: Mapping[str, Any], env: Mapping[str, str]) -> int:
-    """SHARD, else JOB_COMPLETION_INDEX (an Indexed Job's), checked against SHARDS.
+    """JOB_COMPLETION_INDEX (an Indexed Job's), else SHARD, checked against SHARDS.
 
     A sharded run without its index would scan and delete some other shard's repositories
-    or none: a configuration error, never a guess.
+    or none: a configuration error, never a guess. Both set and different (``SHARD`` left in
+    a ConfigMap every pod shares) is an error too: several pods would take the same shard and
+    others none.
     """
     shards = values.get("shards", 1)
     index = values.get("shard_index")
     origin = "SHARD"
-    if index is None and shards > 1:
-        raw = (env.get("JOB_COMPLETION_INDEX") or "").strip()
-        if not raw:
-            raise ConfigError(f"invalid SHARDS: SHARDS={shards} needs the shard's index: run as an Indexed Job "
-                              "(JOB_COMPLETION_INDEX) or set SHARD")
-        origin = "JOB_COMPLETION_INDEX"
+    raw = (env.get("JOB_COMPLETION_INDEX") or "").strip()
+    if raw and shards > 1:
         try:
-            index = _positive_int(0)(raw)
+            job_index = _positive_int(0)(raw)
         except ValueError as exc:
             raise ConfigError(f"invalid JOB_COMPLETION_INDEX: {exc}") from None
+        if index is not None and index != job_index:
+            raise ConfigError(f"invalid SHARD: {index} differs from JOB_COMPLETION_INDEX {job_index} "
+                              "(leave SHARD unset in an Indexed Job)")
+        index, origin = job_index, "JOB_COMPLETION_INDEX"
+    if index is None and shards > 1:
+        raise ConfigError(f"invalid SHARDS: SHARDS={shards} needs the shard's index: run as an Indexed Job "
+                          "(JOB_COMPLETION_INDEX) or set SHARD")
     index = index or 0
     if index >= shards:
         raise ConfigError(f"invalid {origin}: shard {index} does not exist with SHARDS={shards} (0 to {shards - 1})")
