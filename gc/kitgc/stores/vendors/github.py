@@ -44,6 +44,7 @@ from kitgc.model import Manifest, RepositoryProblem
 from kitgc.scope import Scope
 from kitgc.stores.base import Capabilities, DeleteOutcome, KnownRepositories, RepositoryListing, RepositoryScan
 from kitgc.stores.distribution import DistributionStore
+from kitgc.stores.vendors import close_all, merged_stats
 from kitgc.stores.vendors.rest import RestClient, RestReply, api_token, vendor_error
 
 log = structlog.get_logger("kitgc.store")
@@ -104,14 +105,11 @@ class GhcrStore:
 
     @property
     def stats(self) -> Mapping[str, int]:
-        """The v2 requests, and the REST requests as ``api_<kind>``."""
-        return {**self.v2.stats, **{f"api_{k}": v for k, v in self.api.stats.items()}}
+        """The v2 requests, and the API requests as ``api_<kind>``."""
+        return merged_stats(self.v2, (self.api,))
 
     async def aclose(self) -> None:
-        try:
-            await self.v2.aclose()
-        finally:
-            await self.api.aclose()
+        await close_all(self.v2, (self.api,))
 
     # --- paths -----------------------------------------------------------------------------
 

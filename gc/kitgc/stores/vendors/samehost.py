@@ -43,6 +43,7 @@ from kitgc.retry import RetryPolicy
 from kitgc.scope import Scope
 from kitgc.stores.base import Capabilities, DeleteOutcome, KnownRepositories, RepositoryListing, RepositoryScan
 from kitgc.stores.distribution import DistributionStore
+from kitgc.stores.vendors import close_all, merged_stats
 
 log = structlog.get_logger("kitgc.store")
 
@@ -211,17 +212,10 @@ class OverV2:
 
     @property
     def stats(self) -> Mapping[str, int]:
-        merged = Counter(self.v2.stats)
-        for api in self._apis:
-            merged.update({f"api_{k}" if not k.startswith("api_") else k: v for k, v in api.stats.items()})
-        return merged
+        return merged_stats(self.v2, self._apis)
 
     async def aclose(self) -> None:
-        try:
-            for api in self._apis:
-                await api.aclose()
-        finally:
-            await self.v2.aclose()
+        await close_all(self.v2, self._apis)
 
     async def list_repositories(self, scope: Scope, known: KnownRepositories = ()) -> RepositoryListing:
         return await self.v2.list_repositories(scope, known)
