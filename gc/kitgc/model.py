@@ -208,6 +208,8 @@ class ClusterSnapshot:
     # (and the local kits they build on) exactly as a staying local kit does.
     foreign_kits: tuple[Kit, ...] = ()
     clusters: tuple[str, ...] = ()  # the reference clusters read completely, by context name
+    # References not kept because their image already had its examples (kitgc.cluster.fold).
+    folded: int = 0
 
 
 # --- policy, state, decisions --------------------------------------------------------

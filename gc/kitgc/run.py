@@ -189,6 +189,8 @@ async def _pass(
         cluster = await read_everywhere(reader, settings.reference_kubeconfig, page_size=settings.kube_page_size,
                                         timeout=kube_timeout, log=log)
         out.inventory, out.cluster = inventory, cluster
+        log.info("cluster_read", objects=cluster.objects_read, references=len(cluster.references),
+                 references_folded=cluster.folded, kits=len(cluster.kits), owner_links=len(cluster.owners))
         # The inventory and the snapshot live until the run ends: out of the collector's sight,
         # planning does not rescan hundreds of thousands of objects at every full collection.
         gc.freeze()

@@ -45,6 +45,7 @@ def from_cluster(snapshot: ClusterSnapshot, cluster: str) -> ClusterSnapshot:
         owners={stamp(child): stamp(owner) for child, owner in snapshot.owners.items()},
         foreign_kits=tuple(replace(k, cluster=cluster) for k in (*snapshot.kits, *snapshot.foreign_kits)),
         clusters=(cluster,),
+        folded=snapshot.folded,
     )
 
 
@@ -67,4 +68,5 @@ def with_references_from(local: ClusterSnapshot, *others: ClusterSnapshot) -> Cl
         owners=owners,
         foreign_kits=local.foreign_kits + tuple(k for o in others for k in o.foreign_kits),
         clusters=local.clusters + tuple(c for o in others for c in o.clusters),
+        folded=local.folded + sum(o.folded for o in others),
     )

@@ -40,6 +40,7 @@ def merge_snapshots(first: ClusterSnapshot, *later: ClusterSnapshot) -> ClusterS
         owners=_first_owners(s.owners for s in snaps),
         foreign_kits=_union(s.foreign_kits for s in snaps),
         clusters=_union(s.clusters for s in snaps),
+        folded=max(s.folded for s in snaps),
     )
 
 

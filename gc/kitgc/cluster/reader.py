@@ -23,6 +23,7 @@ import structlog
 from kitgc.cluster import discovery
 from kitgc.cluster import sources as S
 from kitgc.cluster.extract import Found, extract
+from kitgc.cluster.fold import Folder
 from kitgc.cluster.local_lookup import with_local_lookups
 from kitgc.cluster.projection import decode_page
 from kitgc.errors import KubernetesError, SourceUnavailable
@@ -44,6 +45,7 @@ class _Cancelled(Exception):
 class _SourceResult:
     found: Found = field(default_factory=Found)
     objects: int = 0
+    fold: Folder | None = None  # None: every reference is kept
 
 
 def _unavailable(source: S.Source, why: str) -> SourceUnavailable:
@@ -79,12 +81,14 @@ class ClusterReader:
         relists: int = 3,
         workers: int = 4,
         sources: tuple[S.Source, ...] = S.SOURCES,
+        fold: bool = True,
     ) -> None:
         self.http = KubeHttp(api_client, retries=retries, backoff=backoff, timeout=timeout)
         self.page_size = page_size
         self.relists = relists
         self.workers = max(1, workers)
         self.sources = sources
+        self.fold = fold  # see kitgc.cluster.fold: a few examples per image, the rest counted
         self._lock = threading.Lock()
         self._stats: dict[str, Any] = {"objects": {}, "pages": 0, "relists": 0, "skipped": []}
         self._registries: list[discovery.PlatformRegistry] = []  # what platform_registries() found last
@@ -228,11 +232,13 @@ class ClusterReader:
             raise errors[0]  # the first failing source in table order
 
         total = Found()
-        integrations = objects = 0
+        across = Folder() if self.fold else None  # the examples per image, over all sources
+        integrations = objects = folded = 0
         for source, result in zip(todo, outcomes, strict=True):
             assert isinstance(result, _SourceResult)
-            total.extend(result.found)
+            total.extend(across(result.found) if across is not None else result.found)
             objects += result.objects
+            folded += result.fold.folded if result.fold is not None else 0
             if source == S.INTEGRATIONS:
                 integrations = result.objects
         return ClusterSnapshot(
@@ -243,16 +249,23 @@ class ClusterReader:
             integrations=integrations,
             objects_read=objects,
             owners=_shared(total),
+            folded=folded + (across.folded if across is not None else 0),
         )
 
     def _read_source(self, source: S.Source, now: datetime, stop: threading.Event) -> _SourceResult:
-        result, current = _SourceResult(), 0
+        def fresh() -> _SourceResult:
+            return _SourceResult(fold=Folder() if self.fold else None)
+
+        result, current = fresh(), 0
         try:
             for attempt, items in self._pages(source, stop, projected=True):
                 if attempt != current:  # a restarted list replaces what the expired one gave
-                    result, current = _SourceResult(), attempt
+                    result, current = fresh(), attempt
+                page = Found()
                 for obj in items:
-                    result.found.extend(extract(source, obj, now))
+                    page.extend(extract(source, obj, now))
+                # Folded page by page: what the run holds grows with the images, not the Pods.
+                result.found.extend(result.fold(page) if result.fold is not None else page)
                 result.objects += len(items)
         except BaseException:
             stop.set()

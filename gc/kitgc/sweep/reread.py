@@ -32,7 +32,8 @@ async def plan_again(
     guards.check_references(merged)
     plan = planner(merged)
     guards.check_wrong_cluster(plan, merged, allow=allow_empty_cluster)
-    log.info("cluster_read_again", references=len(merged.references), kits=len(merged.kits),
+    log.info("cluster_read_again", references=len(merged.references), references_folded=merged.folded,
+             kits=len(merged.kits),
              manifests_to_delete=len(plan.manifest_deletions), kits_to_delete=len(plan.kit_deletions))
     return merged, plan
 

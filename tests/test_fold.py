@@ -1,0 +1,131 @@
+"""Folding references (a few examples per image) never changes a decision, and drops only what
+no decision reads: the extra Pods naming an image, and those Pods' owner links."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kitgc.cluster import sources as S
+from kitgc.cluster.extract import Found
+from kitgc.cluster.fold import EXAMPLES, FOLDED_KINDS, Folder
+from kitgc.cluster.reader import ClusterReader
+from kitgc.imageref import parse
+from kitgc.model import ObjectRef, Reference
+from testbed import objects as o
+from testbed.kube_fixtures import KubeHandle
+from testbed.planfactory import World, plan_inputs
+
+IMG = parse("registry.example.com/camel-k/camel-k-kit-a@" + o.digest(1))
+OTHER = parse("docker.io/library/nginx:1.27")
+RS = ObjectRef("ReplicaSet", "orders-1", "shop")
+
+
+def pod(i: int) -> ObjectRef:
+    return ObjectRef("Pod", f"orders-1-{i}", "shop")
+
+
+def found(*refs: Reference, owners: dict[ObjectRef, ObjectRef] | None = None) -> Found:
+    return Found(references=list(refs), owners=dict(owners or {}))
+
+
+def test_an_image_keeps_its_first_examples_and_counts_the_rest() -> None:
+    fold = Folder()
+    batch = found(*(Reference(IMG, pod(i), "spec.containers[app].image") for i in range(10)),
+                  Reference(OTHER, pod(0), "spec.containers[side].image"))
+    out = fold(batch)
+    assert [r.source for r in out.references if r.image == IMG] == [pod(i) for i in range(EXAMPLES)]
+    assert [r.image for r in out.references].count(OTHER) == 1
+    assert fold.folded == 10 - EXAMPLES
+
+
+def test_the_tally_runs_across_pages() -> None:
+    fold = Folder(examples=2)
+    first = fold(found(Reference(IMG, pod(0))))
+    second = fold(found(Reference(IMG, pod(1)), Reference(IMG, pod(2))))
+    assert len(first.references) == 1 and [r.source for r in second.references] == [pod(1)]
+    assert fold.folded == 1
+
+
+def test_kinds_a_decision_reads_are_never_folded() -> None:
+    fold = Folder(examples=1)
+    holders = [ObjectRef("IntegrationKit", "kit-a", "shop"), ObjectRef("BuildConfig.build.openshift.io", "b", "shop"),
+               ObjectRef("ImageStream.image.openshift.io", "s", "shop"), ObjectRef("Deployment", "d", "shop"),
+               ObjectRef("Integration", "i", "shop"), ObjectRef("Build", "b", "shop")]
+    assert not {h.kind for h in holders} & FOLDED_KINDS
+    out = fold(found(*(Reference(IMG, h) for h in holders for _ in range(2))))
+    assert len(out.references) == 2 * len(holders) and fold.folded == 0
+
+
+def test_a_pod_whose_every_reference_was_folded_loses_its_owner_link_and_nothing_else_does() -> None:
+    fold = Folder(examples=1)
+    rs2 = ObjectRef("ReplicaSet", "orders-2", "shop")
+    owners = {pod(0): RS, pod(1): RS, pod(2): RS, RS: ObjectRef("Deployment", "orders", "shop"),
+              rs2: ObjectRef("Deployment", "orders", "shop")}
+    out = fold(found(Reference(IMG, pod(0)), Reference(IMG, pod(1)),  # pod 1: folded entirely
+                     Reference(IMG, pod(2)), Reference(OTHER, pod(2)),  # pod 2: one kept
+                     Reference(OTHER, rs2), Reference(IMG, rs2), owners=owners))  # a ReplicaSet folded
+    assert set(out.owners) == {pod(0), pod(2), RS, rs2}
+
+
+def test_a_pod_with_a_bare_name_keeps_its_owner_link() -> None:
+    fold = Folder(examples=1)
+    bare = Reference(parse("camel-k-kit-a:1"), pod(1))
+    batch = found(Reference(bare.image, pod(0)), bare, owners={pod(1): RS})
+    batch.short.append(bare)
+    assert set(fold(batch).owners) == {pod(1)}
+
+
+def _more_pods(world: World, copies: int) -> World:
+    """The world's references again from many Pods, some of one ReplicaSet, some of none."""
+    extra, owners = [], dict(world.cluster.owners)
+    for i, r in enumerate(world.cluster.references):
+        for c in range(copies):
+            p = ObjectRef("Pod", f"copy-{i}-{c}", "shop")
+            extra.append(Reference(r.image, p, "spec.containers[app].image"))
+            if c % 2:
+                owners[p] = RS
+    return replace(world, cluster=replace(world.cluster, references=world.cluster.references + tuple(extra),
+                                          owners=owners))
+
+
+def _actions(world: World) -> tuple[dict[object, object], dict[object, object]]:
+    p = world.plan()
+    return ({d.manifest.key: d.action for d in p.manifests}, {d.kit.key: (d.kit, d.action) for d in p.kits})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan_inputs(), st.integers(0, 3), st.integers(1, 3))
+def test_folding_never_changes_what_is_deleted_or_kept(world: World, copies: int, examples: int) -> None:
+    world = _more_pods(world, copies)
+    before = _actions(world)
+    fold = Folder(examples=examples)
+    folded = fold(Found(references=list(world.cluster.references), owners=dict(world.cluster.owners)))
+    after = replace(world, cluster=replace(world.cluster, references=tuple(folded.references),
+                                           owners=folded.owners))
+    assert _actions(after) == before
+    assert len(folded.references) + fold.folded == len(world.cluster.references)
+
+
+def test_the_reader_folds_a_thousand_pods_of_one_image_to_its_examples(kube: KubeHandle) -> None:
+    """Over the emulated API, page by page: the snapshot holds the examples, counts the rest,
+    keeps the ReplicaSet's owner link, and reads every reference with fold=False."""
+    image = f"registry.example.com/camel-k/camel-k-{o.kit_name(1)}@{o.digest(1)}"
+    rs = o.replicaset("orders-1", namespace="shop", images={"app": image})
+    kube.add(rs)
+    for i in range(1000):
+        kube.add(o.pod(f"orders-1-{i}", namespace="shop", images={"app": image},
+                       owner=("apps/v1", "ReplicaSet", "orders-1")))
+    client = kube.client()
+    snap = ClusterReader(client, page_size=100, sources=(S.PODS, S.REPLICASETS)).snapshot()
+    full = ClusterReader(client, page_size=100, sources=(S.PODS, S.REPLICASETS), fold=False).snapshot()
+    # 1,001 references to one image (the ReplicaSet's too, a folded kind): its examples stay
+    assert len(snap.references) == EXAMPLES and snap.folded == 1001 - EXAMPLES
+    assert len([r for r in full.references if r.source.kind == "Pod"]) == 1000 and full.folded == 0
+    assert {r.image for r in snap.references} == {r.image for r in full.references}
+    assert len([c for c in snap.owners if c.kind == "Pod"]) == EXAMPLES
+    assert all(snap.owners[r.source] == full.owners[r.source] for r in snap.references)
+    assert len([c for c in full.owners if c.kind == "Pod"]) == 1000
+
