@@ -23,7 +23,11 @@ LABEL org.opencontainers.image.title="camel-k-kit-gc" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
+# MALLOC_ARENA_MAX=2: glibc gives each thread that allocates its own malloc arena; the
+# cluster reader's four threads left ~20 MB of fragmented arenas behind at 24,000 manifests
+# (bench.profile: peak RSS 182 MB -> 163 MB, same run otherwise).
 ENV PYTHONDONTWRITEBYTECODE=1 \
+    MALLOC_ARENA_MAX=2 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import clusterread, report
+from bench import clusterread, report, scaletable
 from bench.measure import Measured
 from bench.scene import SCALES, SceneSpec, prepare, scratch_copy, start_registry
 from bench.variants import VARIANTS, Helper, enforce_run, prepare_baseline, run_variant
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 log("cluster read: kitgc's reader, raw JSON, the client's models")
                 results["cluster_read"] = clusterread.measure(kubeconfig, args.cluster_rounds, log=log)
             if not args.no_enforce:
-                results["enforce"] = _enforce(spec, kubeconfig)
+                results["enforce"] = _enforce(spec, kubeconfig, networks[-1])
         finally:
             if helpers:
                 results["scene"]["kubeserver_peak_rss_mb"] = _kube_peak_rss_mb(helpers[0].process.pid)
@@ -147,18 +147,31 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + text + "\n")
     report.write(results, args.output)
     log(f"results written to {args.output} ({results['bench_seconds']} s)")
+    scaled = sorted(report.RESULTS.parent.glob("results-scale-*.json"))
+    if args.scale != "1" or args.output in scaled:
+        print("\nThe scale table (every bench/results-scale-*.json; python -m bench.scaletable):\n")
+        print(scaletable.render(scaletable.load(scaled)))
     if args.readme and not report.update_readme(text):
         log("README.md has no bench markers; not updated")
     return 0
 
 
-def _enforce(spec: SceneSpec, kubeconfig: Path) -> dict[str, Any]:
-    """The real run, last (it deletes kits from the emulated cluster), on a scratch registry."""
-    log("real run (DRY_RUN=false) on a scratch copy of the registry")
+def _enforce(spec: SceneSpec, kubeconfig: Path, network: str) -> dict[str, Any]:
+    """The real run, last (it deletes kits from the emulated cluster), on a scratch registry,
+    through ``network`` (the 20 ms proxy when the table measures that network)."""
+    log(f"real run (DRY_RUN=false) on a scratch copy of the registry, {network}")
     scratch = start_registry(scratch_copy(spec))
+    proxy: Helper | None = None
     try:
-        return enforce_run(scratch.address, scratch, kubeconfig)
+        address = scratch.address
+        if NETWORKS[network]:
+            proxy = Helper.start("bench.latency_proxy", "--upstream", scratch.address, "--delay-ms",
+                                 str(NETWORKS[network]))
+            address = f"127.0.0.1:{proxy.ready[0]}"
+        return {"network": network, **enforce_run(address, scratch, kubeconfig)}
     finally:
+        if proxy is not None:
+            proxy.stop()
         scratch.stop()
         shutil.rmtree(scratch.access_log.parent, ignore_errors=True)
 

@@ -16,7 +16,6 @@ import argparse
 import collections
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from kitgc.cluster import sources as S
 from kitgc.cluster.extract import Found
-from kitgc.cluster.fold import EXAMPLES, FOLDED_KINDS, Folder
+from kitgc.cluster.fold import EXAMPLES, LINK_PRUNED_KINDS, NEVER_FOLDED, Folder, prune_owner_links
 from kitgc.cluster.reader import ClusterReader
 from kitgc.imageref import parse
 from kitgc.model import ObjectRef, Reference
@@ -49,14 +49,21 @@ def test_the_tally_runs_across_pages() -> None:
     assert fold.folded == 1
 
 
-def test_kinds_a_decision_reads_are_never_folded() -> None:
+def test_the_kits_own_holders_are_never_folded() -> None:
     fold = Folder(examples=1)
     holders = [ObjectRef("IntegrationKit", "kit-a", "shop"), ObjectRef("BuildConfig.build.openshift.io", "b", "shop"),
-               ObjectRef("ImageStream.image.openshift.io", "s", "shop"), ObjectRef("Deployment", "d", "shop"),
-               ObjectRef("Integration", "i", "shop"), ObjectRef("Build", "b", "shop")]
-    assert not {h.kind for h in holders} & FOLDED_KINDS
-    out = fold(found(*(Reference(IMG, h) for h in holders for _ in range(2))))
-    assert len(out.references) == 2 * len(holders) and fold.folded == 0
+               ObjectRef("ImageStream.image.openshift.io", "s", "shop")]
+    assert {h.kind for h in holders} == NEVER_FOLDED
+    out = fold(found(Reference(IMG, pod(0)), *(Reference(IMG, h) for h in holders for _ in range(2))))
+    assert len(out.references) == 1 + 2 * len(holders) and fold.folded == 0
+
+
+def test_any_other_kind_is_folded() -> None:
+    fold = Folder(examples=1)
+    others = [ObjectRef(k, "x", "shop") for k in ("Deployment", "Integration", "Build", "CronJob",
+                                                   "Service.serving.knative.dev")]
+    out = fold(found(*(Reference(IMG, h) for h in others)))
+    assert [r.source for r in out.references] == others[:1] and fold.folded == len(others) - 1
 
 
 def test_a_pod_whose_every_reference_was_folded_loses_its_owner_link_and_nothing_else_does() -> None:
@@ -76,6 +83,16 @@ def test_a_pod_with_a_bare_name_keeps_its_owner_link() -> None:
     batch = found(Reference(bare.image, pod(0)), bare, owners={pod(1): RS})
     batch.short.append(bare)
     assert set(fold(batch).owners) == {pod(1)}
+
+
+def test_owner_links_stay_on_the_chains_of_kept_references_and_of_every_other_kind() -> None:
+    dep, it = ObjectRef("Deployment", "orders", "shop"), ObjectRef("Integration", "orders", "shop")
+    rs2, job = ObjectRef("ReplicaSet", "orders-2", "shop"), ObjectRef("Job", "backup-1", "shop")
+    owners = {pod(0): RS, RS: dep, dep: it, rs2: dep, job: ObjectRef("CronJob", "backup", "shop")}
+    kept = prune_owner_links(owners, [pod(0)])
+    assert kept == {pod(0): RS, RS: dep, dep: it}  # rs2 and the Job: on no kept chain
+    assert {rs2.kind, job.kind} <= LINK_PRUNED_KINDS
+    assert prune_owner_links(owners, [rs2, job]) == {rs2: dep, dep: it, job: owners[job]}
 
 
 def _more_pods(world: World, copies: int) -> World:

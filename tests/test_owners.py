@@ -193,7 +193,8 @@ def chain(owners: Any, ref: ObjectRef) -> list[str]:
 def test_the_reader_links_chains_by_owner_references(kube):
     kube.serve("serving.knative.dev")
     kube.add(*chained())
-    snap = ClusterReader(kube.client(), page_size=2, backoff=0.001, timeout=2.0).snapshot()
+    # Every reference and link kept (fold=False): this is about reading links, not folding them.
+    snap = ClusterReader(kube.client(), page_size=2, backoff=0.001, timeout=2.0, fold=False).snapshot()
     assert chain(snap.owners, ObjectRef("Pod", "web-7d9f-abcde", "shop")) == [
         "Pod shop/web-7d9f-abcde", "ReplicaSet shop/web-7d9f", "Deployment shop/orders", "Integration shop/orders"]
     assert chain(snap.owners, ObjectRef("Pod", "nightly-28999-x", "shop")) == [

@@ -33,7 +33,7 @@ class InvalidReference(ValueError):
     """A string that is not a valid image reference; the message says why."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageRef:
     """A normalised image reference.
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # --- registry side -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Blob:
     """A config or layer blob named by a manifest, with its size in bytes."""
 
@@ -34,7 +34,7 @@ class Blob:
     size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Manifest:
     """One manifest (image or index) in one repository, identified by its digest.
 
@@ -95,7 +95,7 @@ class Inventory:
 # --- cluster side --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectRef:
     """A Kubernetes object that refers to an image, for reasons a person can read."""
 
@@ -118,7 +118,7 @@ class ObjectRef:
         return f"{text} in cluster {self.cluster}" if self.cluster else text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reference:
     """An image reference found in the cluster, and where it was found."""
 
@@ -127,7 +127,7 @@ class Reference:
     field: str = ""  # e.g. "spec.template.spec.containers[app].image"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UnparsableReference:
     """A string in an image field that is not a valid reference: the pass must abort."""
 
@@ -148,7 +148,7 @@ INDEX_MEDIA_TYPES = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Kit:
     """An IntegrationKit, reduced to what the planner needs."""
 
@@ -182,7 +182,7 @@ class Kit:
         return kit_repository_name(self.name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KitUse:
     """An Integration (or other owner) that uses a kit by name."""
 
@@ -255,7 +255,7 @@ class Action(StrEnum):
     DEFER = "defer"  # eligible, but over MAX_DELETIONS this run
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ManifestDecision:
     """What happens to one manifest, and every reason that applies (the first is the headline).
 
@@ -282,7 +282,7 @@ class ManifestDecision:
         return tuple(dict.fromkeys(str(r) for r in self.why))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KitDecision:
     kit: Kit
     action: Action

@@ -4,29 +4,36 @@ What protects a manifest is *that* something names its image, not how many thing
 hundred thousand Pods name a few thousand images, and holding one record per Pod, each with
 its owner link, is what made a run's memory grow with the cluster rather than with the
 registry. So, per image reference (the same :class:`~kitgc.imageref.ImageRef`, host and tag
-or digest as written), the first :data:`EXAMPLES` references from the many-object kinds are
-kept, as evidence a person can follow (a Pod, with its owner chain), and the others are only
-counted. Decisions cannot change: every image that was named is still named, by at least one
-reference of the same kind group.
+or digest as written), the first :data:`EXAMPLES` references are kept, as evidence a person
+can follow (a Pod, with its owner chain up to its Integration), and the others are only
+counted. Decisions cannot change: every image that was named is still named.
 
 Never folded, because a decision reads *which* object names the image: IntegrationKits, and
-the BuildConfigs and ImageStreams an S2I kit owns (a kit's own images protect only while it
-stays; see :func:`kitgc.plan.planner._foreign_references`), and every kind outside
-:data:`FOLDED_KINDS`. A Pod all of whose references were folded drops its owner link too
-(Pods own nothing, so no chain passes through one); every other object keeps its link.
+the BuildConfigs and ImageStreams an S2I kit owns (:data:`KIT_OWNED_KINDS`: a kit's own
+images protect only while it stays; see :func:`kitgc.plan.planner._foreign_references`).
+
+Owner links are what explain a kept reference (Pod -> ReplicaSet -> Deployment ->
+Integration). Those of the many-object kinds that own nothing a person asks about
+(:data:`LINK_PRUNED_KINDS`: Pods, ReplicaSets, Jobs, ReplicationControllers, Revisions) are
+dropped once no kept reference's chain passes through them: a folded Pod at once, the rest
+when the whole cluster has been read (:func:`prune_owner_links`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from kitgc.cluster import sources as S
 from kitgc.cluster.found import Found
-from kitgc.cluster.objects import kind_name
+from kitgc.cluster.objects import KIT_OWNED_KINDS, kind_name
 from kitgc.imageref import ImageRef
 from kitgc.model import ObjectRef
 
 EXAMPLES = 3  # references kept per image, as evidence; the rest are counted
+MAX_CHAIN = 8  # owners followed above a kept reference (as kitgc.plan.reasons.MAX_CHAIN)
 POD = kind_name(S.PODS.kind, S.PODS.group)
-FOLDED_KINDS = frozenset(
+NEVER_FOLDED = frozenset({"IntegrationKit", *KIT_OWNED_KINDS})
+LINK_PRUNED_KINDS = frozenset(
     kind_name(s.kind, s.group)
     for s in (S.PODS, S.REPLICASETS, S.JOBS, S.REPLICATION_CONTROLLERS, S.KNATIVE_REVISIONS)
 )
@@ -48,7 +55,7 @@ class Folder:
         dropped: set[ObjectRef] = set()
         holding: set[ObjectRef] = set()
         for ref in found.references:
-            if ref.source.kind not in FOLDED_KINDS:
+            if ref.source.kind in NEVER_FOLDED:
                 kept.append(ref)
                 continue
             seen = self._kept.get(ref.image, 0)
@@ -64,6 +71,23 @@ class Folder:
         found.references = kept
         short_sources = {r.source for r in found.short}  # a bare name may still resolve: keep its chain
         for source in dropped - holding - short_sources:
-            if source.kind == POD:
+            if source.kind == POD:  # Pods own nothing: no chain can pass through one
                 found.owners.pop(source, None)
         return found
+
+
+def prune_owner_links(owners: Mapping[ObjectRef, ObjectRef],
+                      holders: Iterable[ObjectRef]) -> dict[ObjectRef, ObjectRef]:
+    """``owners`` without the links of :data:`LINK_PRUNED_KINDS` objects that are on no
+    chain above any of ``holders`` (the sources of kept references, kit users, unparsable
+    values); every other link stays."""
+    needed: set[ObjectRef] = set()
+    for holder in holders:
+        current: ObjectRef | None = holder
+        for _ in range(MAX_CHAIN + 1):
+            if current is None or current in needed:
+                break
+            needed.add(current)
+            current = owners.get(current)
+    return {child: owner for child, owner in owners.items()
+            if child.kind not in LINK_PRUNED_KINDS or child in needed}

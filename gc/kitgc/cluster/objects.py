@@ -27,6 +27,12 @@ def kind_name(kind: str, group: str = "") -> str:
     return sys.intern(kind if group in _PLAIN_GROUPS else f"{kind}.{group}")
 
 
+# The OpenShift objects an S2I kit owns to build and hold its own image (its BuildConfig
+# pushes to its ImageStream): what they name is the kit's own (kitgc.plan.planner).
+KIT_OWNED_KINDS = frozenset({kind_name(S.BUILD_CONFIGS.kind, S.BUILD_CONFIGS.group),
+                             kind_name(S.IMAGE_STREAMS.kind, S.IMAGE_STREAMS.group)})
+
+
 def source_kind(source: S.Source) -> str:
     """How the objects listed from ``source`` are named."""
     return kind_name(source.kind, source.group)

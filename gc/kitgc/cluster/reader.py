@@ -23,7 +23,7 @@ import structlog
 from kitgc.cluster import discovery
 from kitgc.cluster import sources as S
 from kitgc.cluster.extract import Found, extract
-from kitgc.cluster.fold import Folder
+from kitgc.cluster.fold import Folder, prune_owner_links
 from kitgc.cluster.local_lookup import with_local_lookups
 from kitgc.cluster.projection import decode_page
 from kitgc.errors import KubernetesError, SourceUnavailable
@@ -241,14 +241,19 @@ class ClusterReader:
             folded += result.fold.folded if result.fold is not None else 0
             if source == S.INTEGRATIONS:
                 integrations = result.objects
+        references = with_local_lookups(total)
+        owners = _shared(total)
+        if self.fold:
+            owners = prune_owner_links(owners, (*(r.source for r in references), *(u.user for u in total.kit_uses),
+                                                *(u.source for u in total.unparsable)))
         return ClusterSnapshot(
-            references=with_local_lookups(total),
+            references=references,
             kits=tuple(total.kits),
             kit_uses=tuple(total.kit_uses),
             unparsable=tuple(total.unparsable),
             integrations=integrations,
             objects_read=objects,
-            owners=_shared(total),
+            owners=owners,
             folded=folded + (across.folded if across is not None else 0),
         )
 

@@ -58,6 +58,9 @@ class Evidence:
                 self._kits[kit.repository_name] = kit
         self._state = state
         self._now = now
+        # One Reason per kit or first-seen time, shared by its manifests: at 100,000 manifests
+        # a Reason each is tens of megabytes that say the same few things.
+        self._reasons: dict[object, Reason] = {}
 
     def since(self, m: Manifest) -> datetime:
         kit = self._kits.get(last_segment(m.repository))
@@ -67,9 +70,16 @@ class Evidence:
 
     def reason(self, m: Manifest) -> Reason:
         kit = self._kits.get(last_segment(m.repository))
-        if kit is not None:
-            return Reason(ReasonKind.AGE_FROM_KIT, (Subject(kit.ref, "metadata.creationTimestamp"),), since=kit.created)
-        seen = self._state.first_seen.get(state_key(m.repository, m.digest))
-        if seen is not None:
-            return Reason(ReasonKind.AGE_FROM_STATE, since=seen)
-        return Reason(ReasonKind.AGE_FROM_THIS_RUN)
+        seen = self._state.first_seen.get(state_key(m.repository, m.digest)) if kit is None else None
+        key = kit if kit is not None else seen
+        reason = self._reasons.get(key)
+        if reason is None:
+            if kit is not None:
+                reason = Reason(ReasonKind.AGE_FROM_KIT, (Subject(kit.ref, "metadata.creationTimestamp"),),
+                                since=kit.created)
+            elif seen is not None:
+                reason = Reason(ReasonKind.AGE_FROM_STATE, since=seen)
+            else:
+                reason = Reason(ReasonKind.AGE_FROM_THIS_RUN)
+            self._reasons[key] = reason
+        return reason

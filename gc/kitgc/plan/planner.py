@@ -24,8 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from kitgc.cluster import sources as S
-from kitgc.cluster.objects import kind_name
+from kitgc.cluster.objects import KIT_OWNED_KINDS
 from kitgc.identity import KitKey, ManifestKey, last_segment
 from kitgc.model import (
     Action,
@@ -249,14 +248,11 @@ def _speaks_for_a_kit(source: ObjectRef, kits: set[ObjectRef], owners: Mapping[O
     """
     if source.kind == "IntegrationKit":
         return source in kits
-    if source.kind not in _KIT_OWNED_KINDS:
+    if source.kind not in KIT_OWNED_KINDS:
         return False
     owner = owners.get(source)
     return owner is not None and owner.kind == "IntegrationKit" and owner in kits
 
-
-_KIT_OWNED_KINDS = frozenset({kind_name(S.BUILD_CONFIGS.kind, S.BUILD_CONFIGS.group),
-                              kind_name(S.IMAGE_STREAMS.kind, S.IMAGE_STREAMS.group)})
 
 
 def _hold_reason(cluster: ClusterSnapshot) -> str:

@@ -90,7 +90,7 @@ PROTECTING = frozenset(_RANK) - {ReasonKind.READ_PROBLEM, ReasonKind.KEPT_WITH_I
                                  ReasonKind.REGISTRY_REFUSES}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subject:
     """An object that holds an image: which object, the field naming the image, its owners.
 
@@ -113,7 +113,7 @@ class Subject:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reason:
     """One reason, with the facts its wording needs; ``str()`` gives the plain sentence."""
 
