@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -41,10 +42,12 @@ def _frame_name(frame: str) -> str:
     """``function (path/to/file.py:12)`` -> ``path/to/file.py:function``, shortened at the package."""
     name, _, where = frame.partition(" (")
     path = where.rsplit(":", 1)[0]
-    for marker in ("/gc/", "/site-packages/", "/lib/python3"):
+    for marker in ("/gc/", "/site-packages/"):
         if marker in path:
             path = path.rsplit(marker, 1)[-1]
             break
+    else:
+        path = re.sub(r"^.*/lib/python3\.\d+/", "", path)
     return f"{path}:{name}"
 
 

@@ -40,7 +40,11 @@ def rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             wall, cpu, rss = float(kitgc["wall_median"]), float(kitgc["cpu_median"]), float(kitgc["rss_mb_max"])
             first = base.setdefault(net, (wall, cpu, rss, manifests))
             size = manifests / first[3]
+            enforce = r.get("enforce") or {}
+            deleting = enforce if enforce.get("network", "loopback") == net else {}
             out.append({
+                "deleting_wall": deleting.get("wall"), "deleting_rss": deleting.get("rss_mb"),
+                "deleted": deleting.get("manifests_deleted"),
                 "scale": str(scene.get("scale", "1")), "network": net, "manifests": manifests,
                 "objects": int(scene.get("kubernetes_objects", 0)), "wall": wall, "cpu": cpu, "rss": rss,
                 "floor_wall": float(floor["wall_median"]) if floor else None,
@@ -51,18 +55,53 @@ def rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+# The scale issue's targets, for a scene of 100,000 manifests at 20 ms round trip.
+TARGETS = {"dry_run_s": 120.0, "deleting_s": 150.0, "rss_mb": 300.0}
+
+
+def _scale_name(scale: str) -> str:
+    return scale if scale == "large" else f"{scale}x"
+
+
 def render(results: list[dict[str, Any]]) -> str:
-    lines = ["| scale | network | manifests / objects | kitgc wall (s) | CPU (s) | peak RSS (MB) | floor wall (s) | "
-             "HEAD / GET per manifest | growth per unit of scene: wall / CPU / RSS |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
-    for row in rows(results):
+    lines = ["| scale | network | manifests / objects | kitgc dry run wall (s) | CPU (s) | peak RSS (MB) | "
+             "floor wall (s) | deleting run wall (s) / peak RSS (MB) | HEAD / GET per manifest | "
+             "growth per unit of scene: wall / CPU / RSS |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    all_rows = rows(results)
+    for row in all_rows:
         per = row["per_manifest"]
         floor = f"{row['floor_wall']:.1f}" if row["floor_wall"] is not None else "-"
+        deleting = (f"{row['deleting_wall']:.1f} / {row['deleting_rss']:.0f}" if row["deleting_wall"] is not None
+                    else "-")
         lines.append(
-            f"| {row['scale']}x | {row['network']} | {row['manifests']:,} / {row['objects']:,} | {row['wall']:.1f} | "
-            f"{row['cpu']:.1f} | {row['rss']:.0f} | {floor} | {per.get('head', 0):.3f} / {per.get('get', 0):.3f} | "
+            f"| {_scale_name(row['scale'])} | {row['network']} | {row['manifests']:,} / {row['objects']:,} | "
+            f"{row['wall']:.1f} | {row['cpu']:.1f} | {row['rss']:.0f} | {floor} | {deleting} | "
+            f"{per.get('head', 0):.3f} / {per.get('get', 0):.3f} | "
             f"{row['wall_growth']:.2f} / {row['cpu_growth']:.2f} / {row['rss_growth']:.2f} |")
-    return "\n".join(lines)
+    lines += [""] + [f"- {line}" for line in verdicts(all_rows)]
+    return "\n".join(lines).rstrip("\n- ")
+
+
+def verdicts(all_rows: list[dict[str, Any]]) -> list[str]:
+    """The targets against the largest scene measured at 20 ms, one line each ("met" or "missed")."""
+    candidates = [r for r in all_rows if r["network"] != "loopback" and r["manifests"] >= 90_000]
+    if not candidates:
+        return []
+    r = max(candidates, key=lambda row: row["manifests"])
+    where = f"{_scale_name(r['scale'])}, {r['network']}"
+    out = [_verdict(f"dry run under {TARGETS['dry_run_s']:g} s ({where})", r["wall"], TARGETS["dry_run_s"], "s"),
+           _verdict(f"dry run peak RSS at most {TARGETS['rss_mb']:g} MB", r["rss"], TARGETS["rss_mb"], "MB")]
+    if r["deleting_wall"] is not None:
+        out += [_verdict(f"deleting run ({r['deleted']} deleted) under {TARGETS['deleting_s']:g} s",
+                         r["deleting_wall"], TARGETS["deleting_s"], "s"),
+                _verdict(f"deleting run peak RSS at most {TARGETS['rss_mb']:g} MB", r["deleting_rss"],
+                         TARGETS["rss_mb"], "MB")]
+    return out
+
+
+def _verdict(what: str, value: float, limit: float, unit: str) -> str:
+    return f"{what}: {value:.1f} {unit}, {'met' if value <= limit else 'missed'}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,8 +27,23 @@ def test_growth_is_per_unit_of_scene_against_the_smallest_one(tmp_path: Path) ->
     assert (got[1]["wall_growth"], got[1]["cpu_growth"]) == (1.0, 1.0)  # 4x the time for 4x the scene: linear
     assert got[1]["rss_growth"] == 2.0  # 8x the memory for 4x the scene: worse than linear, and shown
     table = render(load(files))
-    assert "| 1x | loopback | 6,000 / 30,000 | 20.0 | 10.0 | 100 | 30.0 |" in table
-    assert "| 4x | loopback | 24,000 / 120,000 | 80.0 | 40.0 | 800 | - |" in table
+    assert "| 1x | loopback | 6,000 / 30,000 | 20.0 | 10.0 | 100 | 30.0 | - |" in table
+    assert "| 4x | loopback | 24,000 / 120,000 | 80.0 | 40.0 | 800 | - | - |" in table
+    assert "met" not in table  # no scene of the targets' size at 20 ms: no verdicts
+
+
+def test_the_targets_are_judged_on_the_largest_scene_at_20_ms(tmp_path: Path) -> None:
+    large = _result("large", 100_000, 110.0, 90.0, 320.0, floor=100.0)
+    large["networks"]["latency-20ms"] = large["networks"].pop("loopback")
+    large["enforce"] = {"network": "latency-20ms", "wall": 151.0, "rss_mb": 250.0, "manifests_deleted": 500}
+    path = tmp_path / "results-scale-large.json"
+    path.write_text(json.dumps(large))
+    table = render(load([path]))
+    assert "| large | latency-20ms | 100,000 / 500,000 | 110.0 | 90.0 | 320 | 100.0 | 151.0 / 250 |" in table
+    assert "- dry run under 120 s (large, latency-20ms): 110.0 s, met" in table
+    assert "- dry run peak RSS at most 300 MB: 320.0 MB, missed" in table
+    assert "- deleting run (500 deleted) under 150 s: 151.0 s, missed" in table
+    assert "- deleting run peak RSS at most 300 MB: 250.0 MB, met" in table
 
 
 def test_no_results_yet_says_how_to_make_them(capsys, tmp_path: Path, monkeypatch) -> None:

@@ -29,6 +29,7 @@ BAD_VALUES = {
     "PUSHGATEWAY_URL": "ftp://pushgateway",
     "CLUSTER_NAME": "two words",
     "CONCURRENCY": "0",
+    "CONCURRENCY_MAX": "0",
     "LOG_FORMAT": "xml",
     "LOG_LEVEL": "verbose",
     "REPORT_FILE": "/nonexistent-dir/report.json",

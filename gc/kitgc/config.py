@@ -193,6 +193,9 @@ VARIABLES: tuple[Variable, ...] = (
              _text, secret=True, shown_default="none"),
     Variable("CLUSTER_NAME", "cluster_name", "default", "grouping key 'instance' for pushed metrics", _label),
     Variable("CONCURRENCY", "concurrency", "16", "parallel registry requests", _positive_int(1)),
+    Variable("CONCURRENCY_MAX", "concurrency_max", None,
+             "the most parallel registry requests that adaptation may reach (= CONCURRENCY: no adaptation)",
+             _positive_int(1), shown_default="4 x CONCURRENCY, at most 64"),
     Variable("LOG_FORMAT", "log_format", "json", "json (one object per line) or console (for people)",
              _choice("json", "console")),
     Variable("LOG_LEVEL", "log_level", "info", "debug, info, warning or error",
@@ -256,6 +259,7 @@ class Settings:
     pushgateway_password: str | None = field(default=None, repr=False)
     cluster_name: str = "default"
     concurrency: int = 16
+    concurrency_max: int | None = None  # None: kitgc.registry.adaptive.default_ceiling(concurrency)
     log_format: str = "json"
     log_level: str = "info"
     report_file: str | None = None
@@ -338,6 +342,9 @@ def load(env: Mapping[str, str], flags: Mapping[str, str | None] | None = None) 
             raise ConfigError(f"invalid POD_NAMESPACE: {ns!r} is not a namespace name")
         values["state_configmap"] = (ns, "camel-k-kit-gc-state")
     values["shard_index"] = _shard_index(values, env)
+    if values.get("concurrency_max") is not None and values["concurrency_max"] < values.get("concurrency", 16):
+        raise ConfigError(f"invalid CONCURRENCY_MAX: {values['concurrency_max']} is below CONCURRENCY "
+                          f"{values.get('concurrency', 16)}")
     if values.get("shards", 1) > 1:  # each shard keeps its own first-seen state (see kitgc.shard)
         ns, name = values["state_configmap"]
         values["state_configmap"] = (ns, f"{name}{Shard(values['shard_index'], values['shards']).suffix()}")

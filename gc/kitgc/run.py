@@ -186,6 +186,9 @@ async def _pass(
         inventory = await scan(store, scope, progress=progress, known_repositories=tuple(
             f"{org}/{name}" for org in scope.organizations for name in sorted(kits_now.repositories)))
         inventory, tracked = await include_remembered(store, inventory, state_store.remembered(), scope)
+        adapted = getattr(store, "concurrency_summary", None)  # v2 stores; vendor APIs keep their own limits
+        if adapted is not None:
+            log.info("registry_concurrency", **adapted())
         cluster = await read_everywhere(reader, settings.reference_kubeconfig, page_size=settings.kube_page_size,
                                         timeout=kube_timeout, log=log)
         out.inventory, out.cluster = inventory, cluster

@@ -20,6 +20,7 @@ from kitgc.errors import ConfigError, RegistryError
 from kitgc.identity import ManifestKey, is_digest
 from kitgc.imageref import InvalidReference, split_address, validate_digest
 from kitgc.model import Blob
+from kitgc.registry.adaptive import AdaptiveLimit
 from kitgc.registry.answers import Reply, json_document, registry_error
 from kitgc.registry.auth import Credentials
 from kitgc.registry.mediatypes import MANIFEST_ACCEPT, OCI_INDEX, ManifestFormatError, parse_manifest
@@ -91,6 +92,7 @@ class RegistryClient:
         ca_file: str | None = None,
         credentials: Credentials | None = None,
         concurrency: int = 16,
+        concurrency_max: int | None = None,
         timeout: float = 30.0,
         retries: int = 4,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -117,7 +119,8 @@ class RegistryClient:
                             retry_after_cap=retry_after_cap)
         options = TransportOptions(
             insecure=insecure, ca_file=ca_file, credentials=credentials, concurrency=self.concurrency,
-            timeout=timeout, retry=retry, transport=transport, on_request=on_request, sleep=sleep,
+            concurrency_max=concurrency_max, timeout=timeout, retry=retry, transport=transport,
+            on_request=on_request, sleep=sleep,
         )
         self._transport = Transport(self.base_url, options, self.stats)
 
@@ -129,6 +132,11 @@ class RegistryClient:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+    @property
+    def limit(self) -> AdaptiveLimit:
+        """The requests in flight: where the limit started, peaked and ended (kitgc.registry.adaptive)."""
+        return self._transport.limit
 
     # --- API ---------------------------------------------------------------------------
 

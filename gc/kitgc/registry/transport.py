@@ -20,6 +20,7 @@ import httpx
 import structlog
 
 from kitgc.errors import RegistryError
+from kitgc.registry.adaptive import AdaptiveLimit
 from kitgc.registry.answers import Reply, json_document, one_line
 from kitgc.registry.auth import Challenge, Credentials, TokenCache, basic_header, parse_challenge
 from kitgc.registry.tls import ssl_context, tls_failure
@@ -48,6 +49,9 @@ class TransportOptions:
     ca_file: str | None = None
     credentials: Credentials | None = None
     concurrency: int = 16
+    # The most requests in flight that adaptation may reach (kitgc.registry.adaptive); None:
+    # ``concurrency``, fixed.
+    concurrency_max: int | None = None
     timeout: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     transport: httpx.AsyncBaseTransport | None = None
@@ -96,23 +100,17 @@ class Transport:
         self._on_request = options.on_request
         self._stats = stats
         self._sleep: Sleep = options.sleep if options.sleep is not None else asyncio.sleep
-        self._timeout = timeout = options.timeout
-        concurrency, transport = max(1, options.concurrency), options.transport
-        # ``concurrency`` clients of one connection each, handed out by a queue: at most that
-        # many requests in flight, as with one pool of that size, but httpcore's pool checks
-        # every pooled connection's socket on every request, which at 16 connections costs
-        # about 40 % of the client's CPU per request. An injected transport is shared.
-        verify = httpx.create_ssl_context() if options.insecure else ssl_context(options.ca_file)  # one for all
-        clients = [
-            httpx.AsyncClient(transport=transport, verify=verify, timeout=httpx.Timeout(timeout),
-                              limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-                              follow_redirects=False)
-            for _ in range(1 if transport is not None else concurrency)
-        ]
-        self._clients = clients
+        self._timeout = options.timeout
+        concurrency = max(1, options.concurrency)
+        self.limit = AdaptiveLimit(concurrency, options.concurrency_max or concurrency)
+        # Clients of one connection each, made as the limit first needs them and handed out
+        # by a queue: as with one pool of that size, but httpcore's pool checks every pooled
+        # connection's socket on every request, which at 16 connections costs about 40 % of
+        # the client's CPU per request. An injected transport is shared by one client.
+        self._verify = httpx.create_ssl_context() if options.insecure else ssl_context(options.ca_file)  # one for all
+        self._injected = options.transport
+        self._clients: list[httpx.AsyncClient] = []
         self._idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        for i in range(concurrency):
-            self._idle.put_nowait(clients[i % len(clients)])
         self._bearer: Challenge | None = None  # the registry's token realm/service, once seen
         self._basic = False  # the registry asked for Basic: send it up front from now on
         self._tokens = TokenCache(self._fetch_token)
@@ -121,6 +119,18 @@ class Transport:
     async def aclose(self) -> None:
         for client in self._clients:
             await client.aclose()
+
+    def _client(self) -> httpx.AsyncClient:
+        """A free connection (the limit already holds a place for it): an idle one, else a new one."""
+        if self._injected is not None and self._clients:
+            return self._clients[0]
+        if not self._idle.empty():
+            return self._idle.get_nowait()
+        client = httpx.AsyncClient(transport=self._injected, verify=self._verify, timeout=httpx.Timeout(self._timeout),
+                                   limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                                   follow_redirects=False)
+        self._clients.append(client)
+        return client
 
     async def request(
         self, kind: str, method: str, url: str, what: str, scopes: tuple[str, ...], accept: str | None = None
@@ -235,11 +245,12 @@ class Transport:
             if authorization and origin_of(target) == auth_origin:
                 sent["Authorization"] = authorization
             self._stats[kind] += 1
-            started = time.monotonic()
             status: int | None = None
             http: httpx.AsyncClient | None = None
+            await self.limit.acquire()  # a place among the requests in flight
+            started = time.monotonic()  # the request's own time, not its wait for a place
             try:
-                http = await self._idle.get()  # a free connection
+                http = self._client()
                 async with asyncio.timeout(self._timeout):  # whole request, body included
                     request = http.build_request(method, target, headers=sent)
                     response = await http.send(request, stream=True)
@@ -262,9 +273,11 @@ class Transport:
                 detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 raise _Transient(one_line(detail)) from None
             finally:
-                if http is not None:
-                    self._idle.put_nowait(http)
                 elapsed = time.monotonic() - started
+                if http is not None and self._injected is None:
+                    self._idle.put_nowait(http)
+                self.limit.observe(status, elapsed)
+                self.limit.release()
                 log.debug("registry request", kind=kind, method=method, url=str(target), status=status,
                           ms=round(elapsed * 1000, 1))
                 if self._on_request is not None:

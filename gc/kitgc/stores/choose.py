@@ -13,6 +13,7 @@ from typing import Any
 
 from kitgc.config import Settings
 from kitgc.errors import RegistryError
+from kitgc.registry.adaptive import default_ceiling
 from kitgc.registry.auth import Credentials, load_docker_config
 from kitgc.registry.client import RegistryClient
 from kitgc.stores.base import ImageStore
@@ -103,7 +104,9 @@ def registry_client(settings: Settings, host: str, insecure: bool, *, with_crede
 
         credentials = Credentials("kitgc", api_token(settings, (host,), "GitHub registry"))
     return RegistryClient(target, insecure=insecure, ca_file=settings.registry_ca_file, credentials=credentials,
-                          concurrency=settings.concurrency, timeout=settings.registry_timeout.total_seconds())
+                          concurrency=settings.concurrency,
+                          concurrency_max=settings.concurrency_max or default_ceiling(settings.concurrency),
+                          timeout=settings.registry_timeout.total_seconds())
 
 
 def open_store(settings: Settings, kind: str, host: str, insecure: bool, api_client: Any) -> ImageStore:

@@ -68,7 +68,8 @@ class DistributionStore:
         self.kind = kind  # the kind chosen (REGISTRY_KIND or auto); deletion hints follow it
         self.client = client
         self.address = client.address
-        self.concurrency = client.concurrency
+        # Repositories (and bodies) in flight: enough to keep the adaptive limit busy at its ceiling.
+        self.concurrency = client.limit.ceiling
         self.referrers_api: bool | None = None  # unknown until the first answer
         self.deleter = V2Deleter(client, kind)
         self._probe = asyncio.Lock()
@@ -76,6 +77,10 @@ class DistributionStore:
     @property
     def stats(self) -> Mapping[str, int]:
         return self.client.stats
+
+    def concurrency_summary(self) -> dict[str, int]:
+        """How the requests in flight adapted during the run (logged once the scan is done)."""
+        return self.client.limit.summary()
 
     async def __aenter__(self) -> DistributionStore:
         return self
