@@ -233,7 +233,7 @@ async def _sweep(
         stop = Stop(should_stop, lease)
         if out.plan.manifest_deletions or out.plan.kit_deletions:
             out.cluster, out.plan = await plan_again(reader, planner, out.cluster, log,
-                                                     allow_empty_cluster=settings.allow_empty_cluster)
+                                                     allow_empty_cluster=settings.allow_empty_cluster, plan=out.plan)
             planner, out.plan = await read_before_deleting(store, planner, out.cluster, out.plan)
             out.inventory = planner.inventory
             guards.check_wrong_cluster(out.plan, out.cluster, allow=settings.allow_empty_cluster)
@@ -242,7 +242,7 @@ async def _sweep(
                               f"{unread[0].manifest.key}); nothing deleted")
         tracked = await remember_children(state_store, planner.state, tracked, out.plan, log)
         out.result = await execute(out.plan, store, reader, store, concurrency=settings.concurrency,
-                                   should_stop=stop, log=log, recheck=recheck(reader, planner, out.cluster))
+                                   should_stop=stop, log=log, recheck=recheck(reader, planner, out.cluster, out.plan))
         out.result = await delete_emptied(store, out.inventory, out.cluster, out.result,
                                           enabled=settings.delete_empty_repositories, should_stop=stop, log=log)
         out.stopped = stop.why

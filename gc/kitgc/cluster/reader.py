@@ -11,7 +11,7 @@ Pipes, KameletBindings, OpenShift's) may be absent, and only when API discovery 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +28,7 @@ from kitgc.cluster.local_lookup import with_local_lookups
 from kitgc.cluster.projection import decode_page
 from kitgc.errors import KubernetesError, SourceUnavailable
 from kitgc.kube.http import KubeHttp, Response, TransportError
-from kitgc.model import ClusterSnapshot, ObjectRef
+from kitgc.model import ClusterSnapshot, ObjectRef, Reference
 
 log = structlog.get_logger("kitgc.cluster")
 
@@ -206,8 +206,13 @@ class ClusterReader:
 
     # --- snapshot ----------------------------------------------------------------------
 
-    def snapshot(self) -> ClusterSnapshot:
-        """Every reference in the cluster, or :class:`SourceUnavailable` naming what failed."""
+    def snapshot(self, keep: Callable[[Reference], bool] | None = None) -> ClusterSnapshot:
+        """Every reference in the cluster, or :class:`SourceUnavailable` naming what failed.
+
+        ``keep``: only the references it accepts are kept, as each page is read (a deleting
+        run's later reads, :mod:`kitgc.sweep.relevance`); bare names, which may resolve to
+        something else later, kits, kit uses and unparsable values are always kept.
+        """
         now = datetime.now(UTC)
         todo = []
         for source in self.sources:
@@ -219,7 +224,7 @@ class ClusterReader:
             todo.append(source)
         stop = threading.Event()
         with ThreadPoolExecutor(max_workers=min(self.workers, max(1, len(todo)))) as pool:
-            futures = [pool.submit(self._read_source, s, now, stop) for s in todo]
+            futures = [pool.submit(self._read_source, s, now, stop, keep) for s in todo]
             outcomes: list[_SourceResult | BaseException] = []
             for fut in futures:
                 try:
@@ -257,7 +262,8 @@ class ClusterReader:
             folded=folded + (across.folded if across is not None else 0),
         )
 
-    def _read_source(self, source: S.Source, now: datetime, stop: threading.Event) -> _SourceResult:
+    def _read_source(self, source: S.Source, now: datetime, stop: threading.Event,
+                     keep: Callable[[Reference], bool] | None = None) -> _SourceResult:
         def fresh() -> _SourceResult:
             return _SourceResult(fold=Folder() if self.fold else None)
 
@@ -269,6 +275,9 @@ class ClusterReader:
                 page = Found()
                 for obj in items:
                     page.extend(extract(source, obj, now))
+                if keep is not None:
+                    short = {id(r) for r in page.short}
+                    page.references = [r for r in page.references if id(r) in short or keep(r)]
                 # Folded page by page: what the run holds grows with the images, not the Pods.
                 result.found.extend(result.fold(page) if result.fold is not None else page)
                 result.objects += len(items)

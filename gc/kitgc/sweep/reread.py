@@ -19,16 +19,19 @@ from kitgc.identity import ManifestKey
 from kitgc.model import ClusterSnapshot, Plan
 from kitgc.plan import guards
 from kitgc.sweep.planner import Planner
+from kitgc.sweep.relevance import Relevance
 
 
 async def plan_again(
-    reader: ClusterReader, planner: Planner, first: ClusterSnapshot, log: Any, *, allow_empty_cluster: bool
+    reader: ClusterReader, planner: Planner, first: ClusterSnapshot, log: Any, *, allow_empty_cluster: bool,
+    plan: Plan | None = None,
 ) -> tuple[ClusterSnapshot, Plan]:
     """Read the cluster again just before deleting; plan with the union of both reads.
 
     A second read that fails, or shows an unparsable reference, aborts like the first would.
     """
-    merged = merge_snapshots(first, await asyncio.to_thread(reader.snapshot))
+    keep = Relevance.of(plan, planner.inventory.manifests) if plan is not None else None  # what can change it
+    merged = merge_snapshots(first, await asyncio.to_thread(reader.snapshot, keep))
     guards.check_references(merged)
     plan = planner(merged)
     guards.check_wrong_cluster(plan, merged, allow=allow_empty_cluster)
@@ -38,11 +41,12 @@ async def plan_again(
     return merged, plan
 
 
-def recheck(reader: ClusterReader, planner: Planner, merged: ClusterSnapshot) -> Recheck:
+def recheck(reader: ClusterReader, planner: Planner, merged: ClusterSnapshot, plan: Plan | None = None) -> Recheck:
     """For the executor, after kits are deleted: the manifests a third read still lets go."""
+    keep = Relevance.of(plan, planner.inventory.manifests) if plan is not None else None
 
     async def again() -> frozenset[ManifestKey]:
-        third = merge_snapshots(merged, await asyncio.to_thread(reader.snapshot))
+        third = merge_snapshots(merged, await asyncio.to_thread(reader.snapshot, keep))
         guards.check_references(third)
         return frozenset(d.manifest.key for d in planner(third).manifest_deletions)
 
