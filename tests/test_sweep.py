@@ -4,6 +4,7 @@ remembering index children, and reading the cluster again before and after delet
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from types import SimpleNamespace
@@ -15,7 +16,16 @@ from structlog.testing import capture_logs
 from kitgc import pending
 from kitgc.errors import KubernetesError, SafetyAbort
 from kitgc.identity import ManifestKey
-from kitgc.model import Action, ClusterSnapshot, ManifestDecision, ObjectRef, Plan, State, UnparsableReference
+from kitgc.model import (
+    Action,
+    ClusterSnapshot,
+    ManifestDecision,
+    ObjectRef,
+    Plan,
+    Reference,
+    State,
+    UnparsableReference,
+)
 from kitgc.sweep.children import remember_children
 from kitgc.sweep.planner import FRESH_MARGIN, Planner, fresh_kits_building
 from kitgc.sweep.reread import plan_again, recheck
@@ -162,8 +172,10 @@ class Reader:
     def __init__(self, *snapshots: ClusterSnapshot) -> None:
         self.snapshots = list(snapshots)
 
-    def snapshot(self) -> ClusterSnapshot:
-        return self.snapshots.pop(0)
+    def snapshot(self, keep: Callable[[Reference], bool] | None = None) -> ClusterSnapshot:
+        """The next one, with only the references ``keep`` accepts, as ClusterReader does."""
+        snap = self.snapshots.pop(0)
+        return snap if keep is None else replace(snap, references=tuple(r for r in snap.references if keep(r)))
 
 
 M1, M2, M3 = manifest(A, 1), manifest(A, 2), manifest(A, 3)
@@ -175,6 +187,19 @@ def planner(*manifests: Any) -> Planner:
 
 def with_integration(snap: ClusterSnapshot) -> ClusterSnapshot:
     return replace(snap, integrations=1)
+
+
+async def test_plan_again_keeps_only_the_new_references_that_can_change_the_plan() -> None:
+    first = with_integration(cluster())
+    p = planner(M1, M2)
+    first_plan = p(first)
+    assert {d.manifest.key for d in first_plan.manifest_deletions} == {M1.key, M2.key}
+    newly = ref(image(A, 2), kind="Pod", name="new")
+    unrelated = ref("docker.io/library/nginx:1.27", kind="Pod", name="web")
+    second = with_integration(cluster(references=[newly, unrelated]))
+    merged, plan = await plan_again(Reader(second), p, first, Log(), allow_empty_cluster=False, plan=first_plan)
+    assert merged.references == (newly,)  # the other one can protect nothing this plan deletes
+    assert [d.manifest.key for d in plan.manifest_deletions] == [M1.key]
 
 
 async def test_plan_again_keeps_what_the_second_read_newly_uses() -> None:
