@@ -125,7 +125,8 @@ async def kube_pass(kubeconfig: str, page_size: int, workers: int = 4) -> dict[s
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
-    reg = await registry_pass(args.registry, args.organization, args.concurrency, args.mode)
+    reg = {} if args.mode == "none" else await registry_pass(args.registry, args.organization, args.concurrency,
+                                                              args.mode)
     t1 = time.perf_counter()
     kube = await kube_pass(args.kubeconfig, args.page_size)
     t2 = time.perf_counter()
@@ -139,7 +140,8 @@ def main() -> None:
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--page-size", type=int, default=500)
-    parser.add_argument("--mode", choices=("get", "head"), default="get")
+    parser.add_argument("--mode", choices=("get", "head", "none"), default="get",
+                        help="none: the cluster only (a warm-up of the emulated API's pages)")
     print(json.dumps(asyncio.run(_main(parser.parse_args()))))
 
 

@@ -124,7 +124,9 @@ def table(results: dict[str, Any]) -> str:
     if per:  # HEAD-first kitgc: a HEAD per tag, a GET only for indexes and what the plan would delete
         lines += ["", f"Registry requests per manifest, by kind ({manifests} manifests, dry runs): {per}."]
     enforce = results.get("enforce")
-    if enforce:
+    if enforce and "error" in enforce:
+        lines.append(f"Real run (DRY_RUN=false, scratch copy) failed: {enforce['error'].splitlines()[0]}")
+    elif enforce:
         req = enforce["requests"]
         lines.append(f"Real run (DRY_RUN=false, scratch copy): {enforce['manifests_deleted']} manifests and "
                      f"{enforce['kits_deleted']} kits deleted with {req.get('delete', 0)} DELETE requests, "

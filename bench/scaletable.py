@@ -44,7 +44,7 @@ def rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             deleting = enforce if enforce.get("network", "loopback") == net else {}
             out.append({
                 "deleting_wall": deleting.get("wall"), "deleting_rss": deleting.get("rss_mb"),
-                "deleted": deleting.get("manifests_deleted"),
+                "deleted": deleting.get("manifests_deleted"), "deleting_error": deleting.get("error"),
                 "scale": str(scene.get("scale", "1")), "network": net, "manifests": manifests,
                 "objects": int(scene.get("kubernetes_objects", 0)), "wall": wall, "cpu": cpu, "rss": rss,
                 "floor_wall": float(floor["wall_median"]) if floor else None,
@@ -92,7 +92,9 @@ def verdicts(all_rows: list[dict[str, Any]]) -> list[str]:
     where = f"{_scale_name(r['scale'])}, {r['network']}"
     out = [_verdict(f"dry run under {TARGETS['dry_run_s']:g} s ({where})", r["wall"], TARGETS["dry_run_s"], "s"),
            _verdict(f"dry run peak RSS at most {TARGETS['rss_mb']:g} MB", r["rss"], TARGETS["rss_mb"], "MB")]
-    if r["deleting_wall"] is not None:
+    if r.get("deleting_error"):
+        out.append(f"deleting run: failed ({r['deleting_error'].splitlines()[0][:200]})")
+    elif r["deleting_wall"] is not None:
         out += [_verdict(f"deleting run ({r['deleted']} deleted) under {TARGETS['deleting_s']:g} s",
                          r["deleting_wall"], TARGETS["deleting_s"], "s"),
                 _verdict(f"deleting run peak RSS at most {TARGETS['rss_mb']:g} MB", r["deleting_rss"],

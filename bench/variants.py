@@ -98,7 +98,7 @@ def run_variant(name: str, address: str, registry: Registry, kubeconfig: Path) -
                                                 "kits_eligible", "bytes_reclaimable", "exit_code")}
         ok = m.returncode == 0 and summary.get("exit_code") == 0
     else:
-        mode = "head" if name == "floor-head" else "get"
+        mode = {"floor-head": "head", "warm-cluster": "none"}.get(name, "get")
         m = measure.run([sys.executable, "-m", "bench.floor", "--registry", address, "--organization", ORGANIZATION,
                          "--kubeconfig", str(kubeconfig), "--mode", mode], measure.clean_env(), TIMEOUT)
         m.extra = measure.last_json(m.output)
