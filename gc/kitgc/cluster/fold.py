@@ -28,9 +28,9 @@ from kitgc.cluster.found import Found
 from kitgc.cluster.objects import KIT_OWNED_KINDS, kind_name
 from kitgc.imageref import ImageRef
 from kitgc.model import ObjectRef
+from kitgc.plan.reasons import MAX_CHAIN  # the owners a reason follows above its subject
 
 EXAMPLES = 3  # references kept per image, as evidence; the rest are counted
-MAX_CHAIN = 8  # owners followed above a kept reference (as kitgc.plan.reasons.MAX_CHAIN)
 POD = kind_name(S.PODS.kind, S.PODS.group)
 NEVER_FOLDED = frozenset({"IntegrationKit", *KIT_OWNED_KINDS})
 LINK_PRUNED_KINDS = frozenset(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from dataclasses import dataclass
 
 import httpx
@@ -195,8 +196,8 @@ class RegistryClient:
             parsed = parse_manifest(reply.body, reply.headers.get("Content-Type"))
         except ManifestFormatError as exc:
             raise RegistryError(f"{what}: {exc}", status=200) from None
-        return FetchedManifest(digest, parsed.media_type, reply.body, parsed.children, parsed.blobs,
-                               parsed.subject, parsed.artifact_type)
+        return FetchedManifest(digest, sys.intern(parsed.media_type), reply.body, parsed.children,
+                               parsed.blobs, parsed.subject, parsed.artifact_type)
 
     async def head_manifest(self, repository: str, reference: str) -> HeadResult:
         """HEAD the manifest at ``reference``: digest, media type and size, no body.
@@ -222,7 +223,7 @@ class RegistryClient:
             size = max(0, int(reply.headers.get("Content-Length") or 0))
         except ValueError:
             size = 0
-        return HeadResult(digest, media_type, size)
+        return HeadResult(digest, sys.intern(media_type), size)  # a handful of types, 100,000 manifests
 
     async def referrers(self, repository: str, digest: str) -> list[Referrer] | None:
         """What names ``digest`` as its subject (OCI 1.1 ``/referrers/``), or None when the

@@ -23,7 +23,6 @@ immutable tag kept, ``405 UNSUPPORTED`` = deletion disabled (with the hint for t
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Mapping, Sequence
 
 import structlog
@@ -53,7 +52,7 @@ def _digest(found: FetchedManifest | HeadResult) -> str:
 
 def _manifest(repository: str, fetched: FetchedManifest, tags: tuple[str, ...]) -> Manifest:
     return Manifest(
-        repository=repository, digest=fetched.digest, media_type=sys.intern(fetched.media_type), tags=tags,
+        repository=repository, digest=fetched.digest, media_type=fetched.media_type, tags=tags,
         children=fetched.children, blobs=fetched.blobs, size=len(fetched.body),
         subject=fetched.subject, artifact_type=fetched.artifact_type,
     )
@@ -150,7 +149,7 @@ class DistributionStore:
                 head = answers[0]
                 assert isinstance(head, HeadResult)
                 scan.manifests[digest] = Manifest(repository=repository, digest=digest,
-                                                  media_type=sys.intern(head.media_type), tags=tags_of,
+                                                  media_type=head.media_type, tags=tags_of,
                                                   size=head.size, read=False)
         del by_digest, results  # bodies are not needed any more
         tried = set(scan.manifests)
