@@ -75,13 +75,18 @@ def run(argv: list[str], env: Mapping[str, str], timeout: float) -> Measured:
 
 def kitgc_summary(output: str) -> dict[str, Any]:
     """The ``summary`` event of a kitgc run's JSON log."""
+    return kitgc_event(output, "summary")
+
+
+def kitgc_event(output: str, name: str) -> dict[str, Any]:
+    """The last event called ``name`` in a kitgc run's JSON log ({} when there is none)."""
     for line in reversed(output.splitlines()):
         if line.startswith("{"):
             try:
                 event = json.loads(line)
             except ValueError:
                 continue
-            if event.get("event") == "summary":
+            if isinstance(event, dict) and event.get("event") == name:
                 return event
     return {}
 

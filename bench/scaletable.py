@@ -36,7 +36,9 @@ def rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             kitgc = data["variants"].get("kitgc")
             if kitgc is None:
                 continue
-            floor = data["variants"].get("floor")
+            # The floor with kitgc's own request mix (a HEAD per tag) when it ran, else the GET one.
+            floor_name = "floor-head" if "floor-head" in data["variants"] else "floor"
+            floor = data["variants"].get(floor_name)
             wall, cpu, rss = float(kitgc["wall_median"]), float(kitgc["cpu_median"]), float(kitgc["rss_mb_max"])
             first = base.setdefault(net, (wall, cpu, rss, manifests))
             size = manifests / first[3]
@@ -48,6 +50,7 @@ def rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "scale": str(scene.get("scale", "1")), "network": net, "manifests": manifests,
                 "objects": int(scene.get("kubernetes_objects", 0)), "wall": wall, "cpu": cpu, "rss": rss,
                 "floor_wall": float(floor["wall_median"]) if floor else None,
+                "floor_kind": ("HEAD" if floor_name == "floor-head" else "GET") if floor else None,
                 "per_manifest": kitgc.get("requests_per_manifest", {}),
                 "wall_growth": (wall / first[0]) / size, "cpu_growth": (cpu / first[1]) / size,
                 "rss_growth": (rss / first[2]) / size,
@@ -65,13 +68,13 @@ def _scale_name(scale: str) -> str:
 
 def render(results: list[dict[str, Any]]) -> str:
     lines = ["| scale | network | manifests / objects | kitgc dry run wall (s) | CPU (s) | peak RSS (MB) | "
-             "floor wall (s) | deleting run wall (s) / peak RSS (MB) | HEAD / GET per manifest | "
+             "floor wall (s) (HEAD or GET per tag) | deleting run wall (s) / peak RSS (MB) | HEAD / GET per manifest | "
              "growth per unit of scene: wall / CPU / RSS |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     all_rows = rows(results)
     for row in all_rows:
         per = row["per_manifest"]
-        floor = f"{row['floor_wall']:.1f}" if row["floor_wall"] is not None else "-"
+        floor = f"{row['floor_wall']:.1f} ({row['floor_kind']})" if row["floor_wall"] is not None else "-"
         deleting = (f"{row['deleting_wall']:.1f} / {row['deleting_rss']:.0f}" if row["deleting_wall"] is not None
                     else "-")
         lines.append(

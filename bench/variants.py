@@ -17,6 +17,7 @@ from typing import Any
 
 from bench import measure
 from bench.scene import Registry
+from kitgc.config import Settings
 from testbed.servers import stop_process
 
 ORGANIZATION = "camel-k"
@@ -27,6 +28,7 @@ VARIANTS = {
     "kitgc": "(a) kitgc dry run, default CONCURRENCY",
     "floor": "(b) floor: a GET per tag, nothing done with the answers",
     "kitgc-c1": "(c) kitgc dry run, CONCURRENCY=1",
+    "kitgc-fixed": "(f) kitgc dry run, CONCURRENCY_MAX = CONCURRENCY (no adaptation), beside (a)",
     "floor-head": "(d) floor with HEAD instead of GET per tag (kitgc's HEAD-first scan, minus its body reads)",
     "kitgc-baseline": "(e) kitgc at the --baseline commit, dry run (before/after, side by side)",
 }
@@ -87,6 +89,8 @@ def run_variant(name: str, address: str, registry: Registry, kubeconfig: Path) -
     offset = registry.log_offset()
     if name.startswith("kitgc"):
         extra = {"CONCURRENCY": "1"} if name == "kitgc-c1" else {}
+        if name == "kitgc-fixed":
+            extra["CONCURRENCY_MAX"] = str(Settings().concurrency)
         if name == "kitgc-baseline":  # that commit's package first on the path, ahead of the installed one
             if "pythonpath" not in _baseline:
                 raise RuntimeError("variant kitgc-baseline needs --baseline REV")
@@ -96,6 +100,8 @@ def run_variant(name: str, address: str, registry: Registry, kubeconfig: Path) -
         summary = measure.kitgc_summary(m.output)
         m.extra = {k: summary.get(k) for k in ("manifests_scanned", "manifests_referenced", "manifests_eligible",
                                                 "kits_eligible", "bytes_reclaimable", "exit_code")}
+        adapted = measure.kitgc_event(m.output, "registry_concurrency")  # where adaptation took the limit
+        m.extra["concurrency"] = {k: v for k, v in adapted.items() if k not in ("event", "level", "timestamp")}
         ok = m.returncode == 0 and summary.get("exit_code") == 0
     else:
         mode = {"floor-head": "head", "warm-cluster": "none"}.get(name, "get")

@@ -8,11 +8,13 @@ from pathlib import Path
 from bench.scaletable import load, main, render, rows
 
 
-def _result(scale: str, manifests: int, wall: float, cpu: float, rss: float, floor: float | None = None) -> dict:
+def _result(scale: str, manifests: int, wall: float, cpu: float, rss: float, floor: float | None = None,
+            floor_head: float | None = None) -> dict:
     variants = {"kitgc": {"wall_median": wall, "cpu_median": cpu, "rss_mb_max": rss,
                           "requests_per_manifest": {"head": 1.0, "get": 500 / manifests}}}
-    if floor is not None:
-        variants["floor"] = {"wall_median": floor, "cpu_median": floor, "rss_mb_max": 100}
+    for name, value in (("floor", floor), ("floor-head", floor_head)):
+        if value is not None:
+            variants[name] = {"wall_median": value, "cpu_median": value, "rss_mb_max": 100}
     return {"scene": {"scale": scale, "manifests": manifests, "kubernetes_objects": manifests * 5},
             "networks": {"loopback": {"variants": variants}}}
 
@@ -27,7 +29,7 @@ def test_growth_is_per_unit_of_scene_against_the_smallest_one(tmp_path: Path) ->
     assert (got[1]["wall_growth"], got[1]["cpu_growth"]) == (1.0, 1.0)  # 4x the time for 4x the scene: linear
     assert got[1]["rss_growth"] == 2.0  # 8x the memory for 4x the scene: worse than linear, and shown
     table = render(load(files))
-    assert "| 1x | loopback | 6,000 / 30,000 | 20.0 | 10.0 | 100 | 30.0 | - |" in table
+    assert "| 1x | loopback | 6,000 / 30,000 | 20.0 | 10.0 | 100 | 30.0 (GET) | - |" in table
     assert "| 4x | loopback | 24,000 / 120,000 | 80.0 | 40.0 | 800 | - | - |" in table
     assert "met" not in table  # no scene of the targets' size at 20 ms: no verdicts
 
@@ -39,7 +41,7 @@ def test_the_targets_are_judged_on_the_largest_scene_at_20_ms(tmp_path: Path) ->
     path = tmp_path / "results-scale-large.json"
     path.write_text(json.dumps(large))
     table = render(load([path]))
-    assert "| large | latency-20ms | 100,000 / 500,000 | 110.0 | 90.0 | 320 | 100.0 | 151.0 / 250 |" in table
+    assert "| large | latency-20ms | 100,000 / 500,000 | 110.0 | 90.0 | 320 | 100.0 (GET) | 151.0 / 250 |" in table
     assert "- dry run under 120 s (large, latency-20ms): 110.0 s, met" in table
     assert "- dry run peak RSS at most 300 MB: 320.0 MB, missed" in table
     assert "- deleting run (500 deleted) under 150 s: 151.0 s, missed" in table
@@ -52,3 +54,10 @@ def test_no_results_yet_says_how_to_make_them(capsys, tmp_path: Path, monkeypatc
     monkeypatch.setattr(module, "HERE", tmp_path)
     assert main([]) == 1
     assert "--scale 4" in capsys.readouterr().err
+
+
+def test_the_floor_with_kitgcs_own_request_mix_is_preferred_when_it_ran(tmp_path: Path) -> None:
+    path = tmp_path / "results-scale-1.json"
+    path.write_text(json.dumps(_result("1", 6_000, 20.0, 10.0, 100.0, floor=30.0, floor_head=25.0)))
+    table = render(load([path]))
+    assert "| 20.0 | 10.0 | 100 | 25.0 (HEAD) |" in table  # kitgc sends a HEAD per tag: that floor, not GET's
