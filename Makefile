@@ -60,7 +60,7 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check gc tests testbed demo bench docs/render_dashboard.py
+	$(VENV)/bin/ruff check gc tests testbed demo bench docs/render_dashboard.py docs/dashboard_draw.py
 	$(VENV)/bin/mypy
 
 # The demo needs only the registry and the Pushgateway (the tests also need promtool, htpasswd).

@@ -57,6 +57,9 @@ def summarise(runs: dict[str, list[Measured]], manifests: int) -> dict[str, Any]
         kube = [m.extra["objects"] / m.extra["kube_seconds"] for m in ms if m.extra.get("kube_seconds")]
         if kube:  # the floor times its Kubernetes read
             out["variants"][name]["kube_objects_per_second"] = round(statistics.median(kube))
+        adapted = [m.extra["concurrency"] for m in ms if m.extra.get("concurrency")]
+        if adapted:  # kitgc's registry_concurrency log line: where adaptation took the limit, each run
+            out["variants"][name]["concurrency"] = adapted
     v = out["variants"]
 
     def paired(x: str, y: str) -> float | None:
@@ -67,6 +70,8 @@ def summarise(runs: dict[str, list[Measured]], manifests: int) -> dict[str, Any]
     out["ratios"] = {
         "a_over_b": paired("kitgc", "floor"), "c_over_a": paired("kitgc-c1", "kitgc"),
         "d_over_b": paired("floor-head", "floor"),
+        "a_over_d": paired("kitgc", "floor-head"),  # against the floor with kitgc's own request mix
+        "f_over_a": paired("kitgc-fixed", "kitgc"),  # what adaptive concurrency buys
         "a_over_b_of_medians": round(v["kitgc"]["wall_median"] / v["floor"]["wall_median"], 2)
         if "kitgc" in v and "floor" in v else None,
         "a_over_b_cpu": round(v["kitgc"]["cpu_median"] / v["floor"]["cpu_median"], 2)
@@ -111,12 +116,13 @@ def table(results: dict[str, Any]) -> str:
             req = " / ".join(str(v["requests"].get(k, 0)) for k in KINDS)
             lines.append(f"| {net} | {VARIANTS[name]} | {v['wall_median']:.2f} | {v['cpu_median']:.2f} | "
                          f"{v['rss_mb_max']:.0f} | {req} |")
-    lines += ["", "| network | a/b (kitgc / floor) | c/a (CONCURRENCY=1 / kitgc) | d/b (HEAD / GET floor) | "
-              "a/b in CPU time |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines += ["", "| network | a/b (kitgc / floor) | a/d (kitgc / HEAD floor) | c/a (CONCURRENCY=1 / kitgc) | "
+              "d/b (HEAD / GET floor) | f/a (fixed / adaptive concurrency) | a/b in CPU time |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for net, data in results["networks"].items():
         r = data["ratios"]
-        lines.append(f"| {net} | {_x(r['a_over_b'])} | {_x(r['c_over_a'])} | {_x(r['d_over_b'])} | "
-                     f"{_x(r['a_over_b_cpu'])} |")
+        lines.append(f"| {net} | {_x(r['a_over_b'])} | {_x(r.get('a_over_d'))} | {_x(r['c_over_a'])} | "
+                     f"{_x(r['d_over_b'])} | {_x(r.get('f_over_a'))} | {_x(r['a_over_b_cpu'])} |")
     manifests = results["scene"]["manifests"]
     first = next(iter(results["networks"].values()))["variants"]
     per = "; ".join(f"{name}: " + ", ".join(f"{k} {v['requests'].get(k, 0) / manifests:.3f}" for k in KINDS)

@@ -38,7 +38,7 @@ import httpx
 import pytest
 
 from testbed.registryfaults import KINDS, Fault, Forward, Intercept, Reply, Seen, error_body, huge_catalog
-from testbed.servers import BackgroundHTTPServer, QuietHTTPServer
+from testbed.servers import LoopbackService, QuietHTTPServer
 
 __all__ = ["KINDS", "Fault", "FaultProxy", "Forward", "Intercept", "Reply", "Seen", "error_body", "huge_catalog",
            "proxy"]
@@ -48,8 +48,10 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "cont
 
 
 @dataclass(eq=False)
-class FaultProxy:
+class FaultProxy(LoopbackService):
     """Serve on 127.0.0.1 (a free port) and forward to ``upstream`` (a base URL)."""
+
+    service_name = "faultproxy"
 
     upstream: str
     ca_file: str | None = None
@@ -63,39 +65,11 @@ class FaultProxy:
         verify: Any = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
         self._client = httpx.Client(base_url=self.upstream, verify=verify, timeout=30.0,
                                     limits=httpx.Limits(max_connections=64))
-        self._http: BackgroundHTTPServer | None = None
 
-    # --- control -------------------------------------------------------------------------
+    # --- control (start, stop, address, url: LoopbackService) ---------------------------------
 
-    def start(self) -> FaultProxy:
-        proxy = self
-
-        class Handler(_Handler):
-            owner = proxy
-
-        self._http = BackgroundHTTPServer(Handler, name="faultproxy", server_class=_Server)
-        return self
-
-    def stop(self) -> None:
-        if self._http is not None:
-            self._http.stop()
-            self._http = None
+    def closed(self) -> None:
         self._client.close()
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def address(self) -> str:
-        assert self._http is not None, "not started"
-        return self._http.address
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}"
 
     def add(self, *faults: Fault) -> None:
         with self._lock:
@@ -251,9 +225,13 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
 
+FaultProxy.handler, FaultProxy.server_class = _Handler, _Server  # defined after the proxy they serve
+
+
 @pytest.fixture
 def proxy(registry: Any, figures: Any) -> Iterator[FaultProxy]:
     """A fault proxy in front of the session's real registry; its faults go into the figures."""
     with FaultProxy(registry.url) as p:
         yield p
         figures.add_faults(p.injected)
+

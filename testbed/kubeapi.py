@@ -35,7 +35,7 @@ from testbed import kubeopenshift
 from testbed.kubefaults import REASONS, Fault, Request, fault_error
 from testbed.kubegc import OwnerIndex, propagation
 from testbed.kubestore import CAMEL, KNATIVE, OPENSHIFT, VERBS, ApiError, Resource, Store, status_body
-from testbed.servers import BackgroundHTTPServer
+from testbed.servers import LoopbackService
 
 __all__ = ["AUTHORIZATION", "REASONS", "AccessRule", "AccessRules", "Fault", "KubeAPI", "Request"]
 
@@ -79,8 +79,10 @@ class AccessRules:
 
 
 @dataclass(eq=False)
-class KubeAPI:
+class KubeAPI(LoopbackService):
     """The emulator; ``start()`` (or ``with``) serves it on 127.0.0.1 on a free port."""
+
+    service_name = "kubeapi"
 
     objects: Iterable[dict[str, Any]] = ()
     knative: bool = False
@@ -108,36 +110,10 @@ class KubeAPI:
         for obj in self.objects:
             self.store.add(obj)
         self._lock = threading.Lock()
-        self._http: BackgroundHTTPServer | None = None
         self._cache: dict[tuple[str, str, str], bytes] = {}
         self._reviews: list[dict[str, Any]] = []
 
-    # --- control ---------------------------------------------------------------------------
-
-    def start(self) -> KubeAPI:
-        api = self
-
-        class Handler(_Handler):
-            emulator = api
-
-        self._http = BackgroundHTTPServer(Handler, name="kubeapi")
-        return self
-
-    def stop(self) -> None:
-        if self._http:
-            self._http.stop()
-            self._http = None
-
-    def __enter__(self) -> KubeAPI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._http, "not started"
-        return self._http.url
+    # --- control (start, stop, url: LoopbackService) ------------------------------------------
 
     def write_kubeconfig(self, path: Path | str) -> Path:
         """A kubeconfig pointing at this server with a bearer token (JSON is valid YAML)."""
@@ -378,13 +354,13 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client's connection pool expects
     timeout = 30
     disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stalls
-    emulator: KubeAPI
+    owner: KubeAPI
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
     def _handle(self) -> None:
-        api = self.emulator
+        api = self.owner
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         length = int(self.headers.get("Content-Length") or 0)
@@ -422,3 +398,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+
+KubeAPI.handler = _Handler  # defined after the emulator it serves

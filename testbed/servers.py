@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import httpx
 
@@ -187,3 +187,46 @@ class BackgroundHTTPServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class LoopbackService:
+    """What every in-process server of the testbed shares: it serves itself on a free loopback
+    port from :meth:`start` (or ``with``) to :meth:`stop`, through its :attr:`handler`, a
+    request handler class whose ``owner`` is set to the service in a subclass made at start.
+
+    A service that holds more than its port (a client to an upstream) releases it in :meth:`closed`.
+    """
+
+    handler: ClassVar[type[BaseHTTPRequestHandler]]
+    service_name: ClassVar[str] = "service"
+    server_class: ClassVar[type[ThreadingHTTPServer]] = QuietHTTPServer
+    _http: BackgroundHTTPServer | None = None
+
+    def start(self) -> Self:
+        bound = type(f"{type(self).__name__}Handler", (self.handler,), {"owner": self})
+        self._http = BackgroundHTTPServer(bound, name=self.service_name, server_class=self.server_class)
+        return self
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
+        self.closed()
+
+    def closed(self) -> None:
+        """Called by :meth:`stop` once the server is down; nothing by default."""
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        assert self._http is not None, f"{self.service_name} not started"
+        return self._http.address
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"

@@ -23,13 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from testbed.images import ALL_MANIFESTS
-from testbed.servers import BackgroundHTTPServer
+from testbed.servers import LoopbackService
 
 __all__ = ["Answer", "Call", "RestEmulator", "Upstream", "json_answer"]
 
@@ -59,7 +59,8 @@ class Call:
 
 
 class Upstream:
-    """The real registry, read and changed directly (never through a personality in front)."""
+    """The real registry behind an emulator, read and changed through its v2 API directly
+    (never through a personality in front). Every emulator of the package reads it."""
 
     def __init__(self, url: str) -> None:
         self.client = httpx.Client(base_url=url, timeout=30.0)
@@ -74,7 +75,7 @@ class Upstream:
             r = self.client.get(url)
             r.raise_for_status()
             names += r.json().get("repositories") or []
-            link = re.search(r"<([^>]*)>", r.headers.get("Link", ""))
+            link = re.search(r'<([^>]*)>\s*;\s*rel="?next"?', r.headers.get("Link", ""))
             url = link.group(1) if link else None
         return names
 
@@ -86,6 +87,9 @@ class Upstream:
         """The digest ``reference`` names (HEAD with every manifest type accepted), or None."""
         r = self.client.head(f"/v2/{repo}/manifests/{reference}", headers={"Accept": ALL_MANIFESTS})
         return r.headers.get("Docker-Content-Digest") if r.status_code == 200 else None
+
+    def exists(self, repo: str, digest: str) -> bool:
+        return self.digest(repo, digest) is not None
 
     def tagged(self, repo: str, tags: list[str] | None = None) -> dict[str, list[str]]:
         """``{digest: [tag, ...]}`` for ``tags`` (default: every tag of ``repo``)."""
@@ -99,14 +103,27 @@ class Upstream:
     def delete(self, repo: str, digest: str) -> int:
         return self.client.delete(f"/v2/{repo}/manifests/{digest}").status_code
 
+    def delete_all(self, repo: str, untagged: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+        """Delete every tagged manifest of ``repo``, the children of its indexes and ``untagged``,
+        as a vendor deleting a whole repository does: (digests deleted, tags they carried)."""
+        tagged = self.tagged(repo)
+        children: list[str] = list(untagged)
+        for digest in tagged:
+            r = self.client.get(f"/v2/{repo}/manifests/{digest}", headers={"Accept": ALL_MANIFESTS})
+            if r.status_code == 200:
+                entries = r.json().get("manifests")
+                children += [e["digest"] for e in entries or () if isinstance(e, dict) and "digest" in e]
+        deleted = [d for d in [*tagged, *children] if self.delete(repo, d) == 202]
+        return deleted, sorted(t for tags in tagged.values() for t in tags)
+
 
 Route = tuple[str, re.Pattern[str], Callable[..., Answer]]
 
 
-class RestEmulator:
+class RestEmulator(LoopbackService):
     """Shared machinery; a subclass lists its :attr:`routes` and checks tokens in :meth:`authorize`."""
 
-    name = "rest-emulator"
+    service_name = "rest-emulator"
     rate_limit = 5000
     rate_headers_names = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 
@@ -117,35 +134,11 @@ class RestEmulator:
         self._throttled = 0
         self._retry_after: str | None = "0"
         self._used = 0
-        self._http: BackgroundHTTPServer | None = None
 
-    # --- control -------------------------------------------------------------------------
+    # --- control (start, stop, url: LoopbackService) -----------------------------------------
 
-    def start(self) -> Self:
-        owner = self
-
-        class Handler(_Handler):
-            emulator = owner
-
-        self._http = BackgroundHTTPServer(Handler, name=self.name)
-        return self
-
-    def stop(self) -> None:
-        if self._http is not None:
-            self._http.stop()
-            self._http = None
+    def closed(self) -> None:
         self.upstream.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._http is not None, "not started"
-        return self._http.url
 
     def throttle(self, times: int, retry_after: str | None = "0") -> None:
         """The next ``times`` requests answer ``429`` (with ``Retry-After`` unless None)."""
@@ -224,7 +217,7 @@ def page_of(query: dict[str, list[str]], size_name: str, default: int, maximum: 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    emulator: RestEmulator
+    owner: RestEmulator
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -232,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        answer = self.emulator.dispatch(self.command, self.path, dict(self.headers.items()), body)
+        answer = self.owner.dispatch(self.command, self.path, dict(self.headers.items()), body)
         data = b"" if answer.body is None else json.dumps(answer.body).encode()
         self.send_response(answer.status)
         for k, v in answer.headers:
@@ -245,3 +238,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     do_GET = do_HEAD = do_POST = do_DELETE = do_PUT = do_PATCH = _handle
+
+
+RestEmulator.handler = _Handler  # defined after the emulator it serves

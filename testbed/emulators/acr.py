@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from testbed.emulators.harbor import ApiAnswer, VendorApiEmulator, basic_user, json_answer
+from testbed.emulators.vendor import ApiAnswer, VendorApiEmulator, basic_user, json_answer
 
 _NAME = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
 
@@ -41,7 +41,7 @@ def acr_error(status: int, code: str, message: str, detail: Any = None, *headers
 class AcrAPI(VendorApiEmulator):
     """ACR's ``/acr/v1`` and ``/oauth2/token`` for ``users`` (name -> (password, actions))."""
 
-    name = "acr-api"
+    service_name = "acr-api"
 
     def __init__(self, upstream_url: str, users: Mapping[str, tuple[str, Iterable[str]]]) -> None:
         super().__init__(upstream_url)
@@ -116,7 +116,7 @@ class AcrAPI(VendorApiEmulator):
         return json_answer(200, {"repositories": chunk}, *headers)
 
     def _attributes(self, name: str) -> ApiAnswer:
-        digests = self.upstream.digests(name)
+        digests = self.upstream.tagged(name)
         return json_answer(200, {
             "registry": self.address, "imageName": name, "createdTime": "2026-01-01T00:00:00Z",
             "lastUpdateTime": "2026-01-01T00:00:00Z", "manifestCount": self.manifest_count(name),

@@ -43,7 +43,7 @@ NO_PERMISSION = "You do not have permission to perform this action."
 class DockerHubEmulator(RestEmulator):
     """The Hub API in front of ``personality`` (the v2 side) and the registry behind it."""
 
-    name = "dockerhub-api"
+    service_name = "dockerhub-api"
     rate_limit = 180
     rate_headers_names = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 

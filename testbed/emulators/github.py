@@ -51,7 +51,7 @@ _PACKAGE = _OWNER + r"/packages/container/([^/]+)"
 class GitHubPackagesEmulator(RestEmulator):
     """``owners``: ``{login: "Organization" | "User"}``; ``token``: the PAT it accepts."""
 
-    name = "github-api"
+    service_name = "github-api"
 
     def __init__(self, upstream_url: str, *, token: str, owners: Mapping[str, str],
                  scopes: Sequence[str] = ("read:packages", "delete:packages")) -> None:

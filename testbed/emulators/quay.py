@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from testbed.emulators.harbor import ApiAnswer, VendorApiEmulator, json_answer
+from testbed.emulators.vendor import ApiAnswer, VendorApiEmulator, json_answer
 
 _NAMESPACE = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
 _NAME = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
@@ -43,7 +43,7 @@ def quay_error(status: int, error_type: str, message: str) -> ApiAnswer:
 class QuayAPI(VendorApiEmulator):
     """Quay's ``/api/v1`` for ``tokens`` (token -> scopes such as ``repo:read``, ``repo:admin``)."""
 
-    name = "quay-api"
+    service_name = "quay-api"
 
     def __init__(self, upstream_url: str, tokens: Mapping[str, Iterable[str]], *, page_size: int = 100) -> None:
         super().__init__(upstream_url)
