@@ -20,9 +20,22 @@ HERE = Path(__file__).resolve().parent
 
 
 def load(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """The results files, smallest scene first."""
-    results = [json.loads(Path(p).read_text()) for p in paths]
-    return sorted(results, key=lambda r: r["scene"]["manifests"])
+    """The results files, smallest scene first; files of one scene (a variant measured later,
+    ``--output results-scale-16-shard.json``) are merged into one, the first file's figures first."""
+    by_scene: dict[str, dict[str, Any]] = {}
+    for p in paths:
+        result = json.loads(Path(p).read_text())
+        key = f"{result['scene'].get('scale')}/{result['scene']['manifests']}"
+        if key not in by_scene:
+            by_scene[key] = result
+            continue
+        kept = by_scene[key]
+        kept.setdefault("enforce", result.get("enforce"))
+        for net, data in result["networks"].items():
+            variants = kept["networks"].setdefault(net, {"variants": {}})["variants"]
+            for name, figures in data["variants"].items():
+                variants.setdefault(name, figures)
+    return sorted(by_scene.values(), key=lambda r: r["scene"]["manifests"])
 
 
 def rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -51,6 +64,7 @@ def rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "objects": int(scene.get("kubernetes_objects", 0)), "wall": wall, "cpu": cpu, "rss": rss,
                 "floor_wall": float(floor["wall_median"]) if floor else None,
                 "floor_kind": ("HEAD" if floor_name == "floor-head" else "GET") if floor else None,
+                "shard": data["variants"].get("kitgc-shard4"),
                 "per_manifest": kitgc.get("requests_per_manifest", {}),
                 "wall_growth": (wall / first[0]) / size, "cpu_growth": (cpu / first[1]) / size,
                 "rss_growth": (rss / first[2]) / size,
@@ -68,18 +82,20 @@ def _scale_name(scale: str) -> str:
 
 def render(results: list[dict[str, Any]]) -> str:
     lines = ["| scale | network | manifests / objects | kitgc dry run wall (s) | CPU (s) | peak RSS (MB) | "
-             "floor wall (s) (HEAD or GET per tag) | deleting run wall (s) / peak RSS (MB) | HEAD / GET per manifest | "
+             "floor wall (s) (HEAD or GET per tag) | deleting run wall (s) / peak RSS (MB) | "
+             "one shard of 4: wall / CPU (s) | HEAD / GET per manifest | "
              "growth per unit of scene: wall / CPU / RSS |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     all_rows = rows(results)
     for row in all_rows:
         per = row["per_manifest"]
         floor = f"{row['floor_wall']:.1f} ({row['floor_kind']})" if row["floor_wall"] is not None else "-"
         deleting = (f"{row['deleting_wall']:.1f} / {row['deleting_rss']:.0f}" if row["deleting_wall"] is not None
                     else "-")
+        shard = (f"{row['shard']['wall_median']:.1f} / {row['shard']['cpu_median']:.1f}" if row["shard"] else "-")
         lines.append(
             f"| {_scale_name(row['scale'])} | {row['network']} | {row['manifests']:,} / {row['objects']:,} | "
-            f"{row['wall']:.1f} | {row['cpu']:.1f} | {row['rss']:.0f} | {floor} | {deleting} | "
+            f"{row['wall']:.1f} | {row['cpu']:.1f} | {row['rss']:.0f} | {floor} | {deleting} | {shard} | "
             f"{per.get('head', 0):.3f} / {per.get('get', 0):.3f} | "
             f"{row['wall_growth']:.2f} / {row['cpu_growth']:.2f} / {row['rss_growth']:.2f} |")
     lines += [""] + [f"- {line}" for line in verdicts(all_rows)]

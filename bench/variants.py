@@ -29,6 +29,7 @@ VARIANTS = {
     "floor": "(b) floor: a GET per tag, nothing done with the answers",
     "kitgc-c1": "(c) kitgc dry run, CONCURRENCY=1",
     "kitgc-fixed": "(f) kitgc dry run, CONCURRENCY_MAX = CONCURRENCY (no adaptation), beside (a)",
+    "kitgc-shard4": "(g) kitgc dry run of one shard of four (SHARDS=4, shard 0): one pod of an Indexed Job",
     "floor-head": "(d) floor with HEAD instead of GET per tag (kitgc's HEAD-first scan, minus its body reads)",
     "kitgc-baseline": "(e) kitgc at the --baseline commit, dry run (before/after, side by side)",
 }
@@ -91,6 +92,8 @@ def run_variant(name: str, address: str, registry: Registry, kubeconfig: Path) -
         extra = {"CONCURRENCY": "1"} if name == "kitgc-c1" else {}
         if name == "kitgc-fixed":
             extra["CONCURRENCY_MAX"] = str(Settings().concurrency)
+        if name == "kitgc-shard4":  # reads every reference, scans and plans a quarter of the repositories
+            extra.update(SHARDS="4", JOB_COMPLETION_INDEX="0")
         if name == "kitgc-baseline":  # that commit's package first on the path, ahead of the installed one
             if "pythonpath" not in _baseline:
                 raise RuntimeError("variant kitgc-baseline needs --baseline REV")

@@ -29,8 +29,8 @@ def test_growth_is_per_unit_of_scene_against_the_smallest_one(tmp_path: Path) ->
     assert (got[1]["wall_growth"], got[1]["cpu_growth"]) == (1.0, 1.0)  # 4x the time for 4x the scene: linear
     assert got[1]["rss_growth"] == 2.0  # 8x the memory for 4x the scene: worse than linear, and shown
     table = render(load(files))
-    assert "| 1x | loopback | 6,000 / 30,000 | 20.0 | 10.0 | 100 | 30.0 (GET) | - |" in table
-    assert "| 4x | loopback | 24,000 / 120,000 | 80.0 | 40.0 | 800 | - | - |" in table
+    assert "| 1x | loopback | 6,000 / 30,000 | 20.0 | 10.0 | 100 | 30.0 (GET) | - | - |" in table
+    assert "| 4x | loopback | 24,000 / 120,000 | 80.0 | 40.0 | 800 | - | - | - |" in table
     assert "met" not in table  # no scene of the targets' size at 20 ms: no verdicts
 
 
@@ -41,7 +41,7 @@ def test_the_targets_are_judged_on_the_largest_scene_at_20_ms(tmp_path: Path) ->
     path = tmp_path / "results-scale-large.json"
     path.write_text(json.dumps(large))
     table = render(load([path]))
-    assert "| large | latency-20ms | 100,000 / 500,000 | 110.0 | 90.0 | 320 | 100.0 (GET) | 151.0 / 250 |" in table
+    assert "| large | latency-20ms | 100,000 / 500,000 | 110.0 | 90.0 | 320 | 100.0 (GET) | 151.0 / 250 | - |" in table
     assert "- dry run under 120 s (large, latency-20ms): 110.0 s, met" in table
     assert "- dry run peak RSS at most 300 MB: 320.0 MB, missed" in table
     assert "- deleting run (500 deleted) under 150 s: 151.0 s, missed" in table
@@ -61,3 +61,16 @@ def test_the_floor_with_kitgcs_own_request_mix_is_preferred_when_it_ran(tmp_path
     path.write_text(json.dumps(_result("1", 6_000, 20.0, 10.0, 100.0, floor=30.0, floor_head=25.0)))
     table = render(load([path]))
     assert "| 20.0 | 10.0 | 100 | 25.0 (HEAD) |" in table  # kitgc sends a HEAD per tag: that floor, not GET's
+
+
+def test_a_variant_measured_later_joins_its_scenes_row(tmp_path: Path) -> None:
+    main_run = _result("16", 96_000, 400.0, 200.0, 250.0, floor_head=420.0)
+    later = _result("16", 96_000, 999.0, 999.0, 999.0)  # its own kitgc figures must not replace the first's
+    later["networks"]["loopback"]["variants"]["kitgc-shard4"] = {"wall_median": 150.0, "cpu_median": 80.0,
+                                                                "rss_mb_max": 200}
+    files = [tmp_path / "results-scale-16.json", tmp_path / "results-scale-16-shard.json"]
+    for f, r in zip(files, (main_run, later), strict=True):
+        f.write_text(json.dumps(r))
+    table = render(load(files))
+    assert table.count("| 16x |") == 1
+    assert "| 400.0 | 200.0 | 250 | 420.0 (HEAD) | - | 150.0 / 80.0 |" in table
