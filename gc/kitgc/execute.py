@@ -34,7 +34,7 @@ import structlog
 
 from kitgc.errors import DeletionDisabled, HeldByAnother, KitGCError, ManifestImmutable
 from kitgc.identity import KitKey, ManifestKey
-from kitgc.model import DeletionFailure, ExecutionResult, Manifest, ManifestDecision, Plan
+from kitgc.model import DeletionFailure, ExecutionResult, KitDecision, Manifest, ManifestDecision, Plan
 from kitgc.stores.base import DeleteOutcome, ManifestDeleter
 
 Recheck = Callable[[], Awaitable[frozenset[ManifestKey]]]
@@ -130,22 +130,38 @@ async def _retry_held(planned: list[ManifestKey], by_key: dict[ManifestKey, Mani
                   error=f"still held by another manifest: {why}")
 
 
+# Kit deletions in flight at once: a few, so that thousands of kits (a large estate's first
+# run) do not take one API round trip each in turn, and few enough to stay a polite client
+# of an API server that other controllers share (API Priority and Fairness answers 429 past that).
+KIT_DELETE_CONCURRENCY = 4
+
+
 async def _delete_kits(plan: Plan, kits: KitDeleter, done: _Progress, should_stop: Callable[[], bool],
                        log: Any) -> None:
-    for kd in plan.kit_deletions:
+    """Delete the plan's kits, a few at a time; the outcome is recorded in the plan's order."""
+    sem = asyncio.Semaphore(KIT_DELETE_CONCURRENCY)
+
+    async def one(kd: KitDecision) -> tuple[str, bool | Exception]:
+        async with sem:
+            if should_stop():  # asked before each deletion, as when they went one by one
+                return "stopped", False
+            try:
+                return "done", await asyncio.to_thread(kits.delete_kit, kd.kit.key.namespace, kd.kit.key.name)
+            except Exception as exc:  # one failure must not stop the rest
+                return "failed", exc
+
+    outcomes = await asyncio.gather(*(one(kd) for kd in plan.kit_deletions))
+    for kd, (outcome, value) in zip(plan.kit_deletions, outcomes, strict=True):
         key = kd.kit.key
-        if should_stop():
+        if outcome == "stopped":
             done.failed_kits.add(key)
-            continue
-        try:
-            gone = await asyncio.to_thread(kits.delete_kit, key.namespace, key.name)
-        except Exception as exc:  # one failure must not stop the rest
+        elif isinstance(value, Exception):
             done.failed_kits.add(key)
-            done.failures.append(DeletionFailure(f"IntegrationKit {key}", _message(exc)))
-            log.error("kit_delete_failed", kit=str(key), error=_message(exc))
-            continue
-        done.kits.append(key)
-        log.info("kit_deleted", kit=str(key), reason=kd.reason, already_gone=not gone)
+            done.failures.append(DeletionFailure(f"IntegrationKit {key}", _message(value)))
+            log.error("kit_delete_failed", kit=str(key), error=_message(value))
+        else:
+            done.kits.append(key)
+            log.info("kit_deleted", kit=str(key), reason=kd.reason, already_gone=not value)
 
 
 async def _still_garbage(todo: list[ManifestDecision], recheck: Recheck, done: _Progress,
