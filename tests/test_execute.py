@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from kitgc.errors import DeletionDisabled, HeldByAnother, ManifestImmutable, RegistryError
-from kitgc.execute import announce, execute
+from kitgc.execute import KIT_DELETE_CONCURRENCY, announce, execute
 from kitgc.identity import KitKey, ManifestKey
 from kitgc.imageref import parse
 from kitgc.model import Action, Kit, KitDecision, Manifest, ManifestDecision, Plan, State
@@ -120,6 +120,57 @@ async def test_stop_request_prevents_further_deletions() -> None:
     result = await execute(plan, rec, rec, rec, should_stop=lambda: True)
     assert rec.calls == []
     assert result.manifests_deleted == ()
+
+
+async def test_kits_are_deleted_a_few_at_a_time_and_recorded_in_the_plans_order() -> None:
+    import threading
+    import time
+
+    class Slow(Recorder):
+        def __init__(self) -> None:
+            super().__init__(fail_kits={"kit-3"})
+            self.lock, self.in_flight, self.most = threading.Lock(), 0, 0
+
+        def delete_kit(self, namespace: str, name: str) -> bool:
+            with self.lock:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+            time.sleep(0.02 if name != "kit-0" else 0.1)  # the first kit answers last
+            try:
+                return super().delete_kit(namespace, name)
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+
+    rec = Slow()
+    kits = tuple(_kit(f"kit-{i}", "sha256:" + f"{i:x}" * 64) for i in range(12))
+    result = await execute(Plan((), kits, State()), rec, rec, rec)
+    assert 1 < rec.most <= KIT_DELETE_CONCURRENCY  # in parallel, and never more than the bound
+    assert [k.name for k in result.kits_deleted] == [f"kit-{i}" for i in range(12) if i != 3]  # plan order
+    assert [f.target for f in result.failures] == ["IntegrationKit camel-k/kit-3"]
+
+
+async def test_a_stop_request_during_kit_deletions_leaves_the_rest_and_their_images() -> None:
+    calls = 0
+
+    def stop_after_two() -> bool:
+        return calls >= 2
+
+    class Counting(Recorder):
+        def delete_kit(self, namespace: str, name: str) -> bool:
+            nonlocal calls
+            calls += 1
+            return super().delete_kit(namespace, name)
+
+    rec = Counting()
+    digests = ["sha256:" + f"{i:x}" * 64 for i in range(8)]
+    kits = tuple(_kit(f"kit-{i}", d) for i, d in enumerate(digests))
+    images = tuple(_delete(f"camel-k/camel-k-kit-{i}", d, kit=f"kit-{i}") for i, d in enumerate(digests))
+    result = await execute(Plan(images, kits, State()), rec, rec, rec, should_stop=stop_after_two)
+    deleted = {k.name for k in result.kits_deleted}
+    assert 2 <= len(deleted) <= 2 + KIT_DELETE_CONCURRENCY - 1  # at most the deletions already in flight
+    assert len(deleted) < len(kits)
+    assert {m.repository.rsplit("-", 1)[1] for m in result.manifests_deleted} <= {n.rsplit("-", 1)[1] for n in deleted}
 
 
 # --- refusals that are not failures, and refusals that wait for another manifest --------
