@@ -181,6 +181,9 @@ def _terminate(signum: int, _frame: Any) -> NoReturn:
 
 def main() -> int:
     signal.signal(signal.SIGTERM, _terminate)  # `finally` blocks then stop everything, as on Ctrl-C
+    # Ctrl-C too, even when started in the background of a script, which ignores SIGINT and
+    # hands that on: the demo would otherwise run to its end with everything started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return run()
     except KeyboardInterrupt:
