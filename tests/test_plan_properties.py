@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +18,7 @@ from kitgc.identity import ManifestKey
 from kitgc.imageref import ImageRef
 from kitgc.model import Action, Inventory, Kit, Manifest, Plan, state_key
 from kitgc.scope import KIT_PREFIX, in_scope
+from kitgc.sweep.planner import Planner
 from testbed.planfactory import World, index_worlds, plan_inputs
 
 T = TypeVar("T")
@@ -207,6 +208,16 @@ def test_plan_is_deterministic_and_independent_of_input_order(world: World) -> N
         kit_uses=shuffled(world.cluster.kit_uses),
     )
     assert world.plan() == p
+
+
+@given(plan_inputs())
+def test_a_planner_planning_its_inventory_again_plans_as_a_fresh_one(world: World) -> None:
+    """The sweep's Planner keeps the inventory's tag index between plans (kitgc.sweep.planner)."""
+    # Started long after every kit was created: no kit counts as created during the run.
+    planner = Planner(world.inventory, world.policy, world.state, world.now, world.now + timedelta(days=3650))
+    expected = world.plan()  # plan() building its own index
+    assert planner(world.cluster) == expected
+    assert planner(world.cluster) == expected  # the second time with the index kept from the first
 
 
 @PROPERTY

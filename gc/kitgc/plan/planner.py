@@ -49,14 +49,16 @@ from kitgc.scope import in_scope
 from kitgc.shard import Shard, shard_of
 
 
-def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: State, now: datetime) -> Plan:
+def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: State, now: datetime, *,
+         resolver: TagResolver | None = None) -> Plan:
     """Decide every in-scope manifest and every kit; see the module docstring for the rules.
 
     Decisions come sorted (manifests by repository and digest, kits by namespace and name)
     so that equal inputs give equal plans whatever order the inputs were listed in.
+    ``resolver``: the inventory's tag index, when the caller plans the same inventory again.
     """
     manifests = _in_scope_manifests(inventory, policy)
-    resolver = TagResolver(inventory.manifests)
+    resolver = resolver if resolver is not None else TagResolver(inventory.manifests)
     keeper = Keeper(policy.keep, inventory.registry, manifests)  # KEEP_IMAGES
     references = _foreign_references(cluster)
     hold = _hold_reason(cluster)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from kitgc.model import ClusterSnapshot, Inventory, Plan, Policy, State
 from kitgc.plan import plan as make_plan
+from kitgc.plan.protect import TagResolver
 
 # creationTimestamp has whole seconds and comes from the API server's clock.
 FRESH_MARGIN = timedelta(seconds=2)
@@ -38,6 +40,12 @@ class Planner:
     now: datetime
     started: datetime  # when the run began (before the registry scan)
 
+    @cached_property
+    def resolver(self) -> TagResolver:
+        """The inventory's tag index, built once: a deleting run plans this inventory up to
+        four times, and at 100,000 tags the index is some 14 MB and a second of CPU each time."""
+        return TagResolver(self.inventory.manifests)
+
     def __call__(self, cluster: ClusterSnapshot) -> Plan:
         return make_plan(self.inventory, fresh_kits_building(cluster, self.started), self.policy, self.state,
-                         self.now)
+                         self.now, resolver=self.resolver)
