@@ -20,7 +20,7 @@ from kitgc.errors import RegistryError
 from kitgc.identity import ManifestKey
 from kitgc.model import Inventory, Manifest, RepositoryProblem
 from kitgc.scope import Scope
-from kitgc.stores.base import ImageStore, KnownRepositories, ManifestFetcher, RepositoryScan
+from kitgc.stores.base import ImageStore, KnownRepositories, ManifestFetcher
 
 log = structlog.get_logger("kitgc.inventory")
 
@@ -38,24 +38,36 @@ async def scan(
     listing = await store.list_repositories(Scope.of(scope), known_repositories)
     repositories = listing.repositories
     total, done = len(repositories), 0
-    limit = asyncio.Semaphore(max(1, store.concurrency))  # repositories in flight: bounds memory
+    manifests_found: list[Manifest] = []
+    problems_found: list[RepositoryProblem] = []
+    units_found: list[tuple[str, tuple[ManifestKey, ...]]] = []
+    todo = iter(repositories)
 
-    async def one(repository: str) -> RepositoryScan:
+    async def worker() -> None:
+        # A few workers taking repositories in turn, not a task per repository: at 32,000
+        # repositories those tasks, waiting on one semaphore, held some 50 MB for nothing.
         nonlocal done
-        async with limit:
-            result = await store.scan_repository(repository)
-        done += 1
-        if progress is not None:
-            progress(done, total)
-        return result
+        for repository in todo:
+            s = await store.scan_repository(repository)
+            manifests_found.extend(s.manifests.values())
+            problems_found.extend(s.problems)
+            units_found.extend((name, tuple(ManifestKey(s.repository, d) for d in digests))
+                               for name, digests in s.units)
+            done += 1
+            if progress is not None:
+                progress(done, total)
 
-    scans = await asyncio.gather(*(one(r) for r in repositories))
-    manifests = sorted((m for s in scans for m in s.manifests.values()), key=lambda m: (m.repository, m.digest))
-    problems = sorted(
-        (p for s in scans for p in s.problems), key=lambda p: (p.repository, p.tag or "", p.message)
-    )
-    units = tuple((name, tuple(ManifestKey(s.repository, d) for d in digests))
-                  for s in scans for name, digests in s.units)
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(total, max(1, store.concurrency)))]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for w in workers:  # a repository failed and the pass aborts: the others stop asking
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
+    manifests = sorted(manifests_found, key=lambda m: (m.repository, m.digest))
+    problems = sorted(problems_found, key=lambda p: (p.repository, p.tag or "", p.message))
+    units = tuple(units_found)
     log.debug("registry scanned", repositories=total, manifests=len(manifests), problems=len(problems),
               out_of_scope=listing.out_of_scope, listed_from=listing.source)
     return Inventory(
