@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_enforce:
                 try:
                     results["enforce"] = _enforce(spec, kubeconfig, networks[-1])
-                except RuntimeError as exc:  # recorded, and the rest of the results still written
+                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                    # Recorded (a run that failed, or a scratch copy that could not be made: a tmpfs
+                    # out of inodes), and the dry runs' results are still written.
                     log(f"real run failed: {str(exc)[:2000]}")
                     results["enforce"] = {"network": networks[-1], "error": str(exc)[:2000]}
         finally:
