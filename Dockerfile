@@ -26,8 +26,13 @@ LABEL org.opencontainers.image.title="camel-k-kit-gc" \
 # MALLOC_ARENA_MAX=2: glibc gives each thread that allocates its own malloc arena; the
 # cluster reader's four threads left ~20 MB of fragmented arenas behind at 24,000 manifests
 # (bench.profile: peak RSS 182 MB -> 163 MB, same run otherwise).
+# MALLOC_MMAP_THRESHOLD_=131072: a fixed threshold, so the megabytes of each page of a cluster
+# list are mapped and handed back when freed; glibc's sliding threshold moves them into the
+# heap after the first one, where they fragment it (bench.profile at 24,000 manifests: peak
+# RSS 156 MB -> 145 MB, the cluster read 134 -> 117 MB).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore

@@ -242,3 +242,14 @@ def test_wheel_installs_alone_and_kitgc_help_runs_as_the_non_root_image_user(wor
     path, uid = json.loads(who.stdout)
     assert path.startswith(str(venv))
     assert uid != 0
+
+
+def test_the_bench_measures_kitgc_with_the_images_malloc_settings(tmp_path: Path) -> None:
+    """The memory figures in the README are measured with what the image sets, not the defaults."""
+    from bench.variants import kitgc_env
+
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    image = dict(re.findall(r"\b(MALLOC_[A-Z_]+)=(\S+)", text))
+    assert image.keys() >= {"MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_"}
+    env = kitgc_env("127.0.0.1:5000", tmp_path / "kubeconfig")
+    assert {k: env[k] for k in image} == image
