@@ -36,6 +36,7 @@ from kitgc.errors import DeletionDisabled, HeldByAnother, KitGCError, ManifestIm
 from kitgc.identity import KitKey, ManifestKey
 from kitgc.model import DeletionFailure, ExecutionResult, KitDecision, Manifest, ManifestDecision, Plan
 from kitgc.stores.base import DeleteOutcome, ManifestDeleter
+from kitgc.workers import in_turn
 
 Recheck = Callable[[], Awaitable[frozenset[ManifestKey]]]
 RETRY_ROUNDS = 3  # rounds of retries for manifests held by another one
@@ -139,20 +140,22 @@ KIT_DELETE_CONCURRENCY = 4
 async def _delete_kits(plan: Plan, kits: KitDeleter, done: _Progress, should_stop: Callable[[], bool],
                        log: Any) -> None:
     """Delete the plan's kits, a few at a time; the outcome is recorded in the plan's order."""
-    sem = asyncio.Semaphore(KIT_DELETE_CONCURRENCY)
+    outcomes: dict[KitKey, tuple[str, bool | Exception]] = {}
 
-    async def one(kd: KitDecision) -> tuple[str, bool | Exception]:
-        async with sem:
-            if should_stop():  # asked before each deletion, as when they went one by one
-                return "stopped", False
-            try:
-                return "done", await asyncio.to_thread(kits.delete_kit, kd.kit.key.namespace, kd.kit.key.name)
-            except Exception as exc:  # one failure must not stop the rest
-                return "failed", exc
-
-    outcomes = await asyncio.gather(*(one(kd) for kd in plan.kit_deletions))
-    for kd, (outcome, value) in zip(plan.kit_deletions, outcomes, strict=True):
+    async def one(kd: KitDecision) -> None:
         key = kd.kit.key
+        if should_stop():  # asked before each deletion, as when they went one by one
+            outcomes[key] = ("stopped", False)
+            return
+        try:
+            outcomes[key] = ("done", await asyncio.to_thread(kits.delete_kit, key.namespace, key.name))
+        except Exception as exc:  # one failure must not stop the rest
+            outcomes[key] = ("failed", exc)
+
+    await in_turn(plan.kit_deletions, KIT_DELETE_CONCURRENCY, one)
+    for kd in plan.kit_deletions:
+        key = kd.kit.key
+        outcome, value = outcomes[key]
         if outcome == "stopped":
             done.failed_kits.add(key)
         elif isinstance(value, Exception):

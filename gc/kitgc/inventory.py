@@ -21,6 +21,7 @@ from kitgc.identity import ManifestKey
 from kitgc.model import Inventory, Manifest, RepositoryProblem
 from kitgc.scope import Scope
 from kitgc.stores.base import ImageStore, KnownRepositories, ManifestFetcher
+from kitgc.workers import in_turn
 
 log = structlog.get_logger("kitgc.inventory")
 
@@ -41,30 +42,18 @@ async def scan(
     manifests_found: list[Manifest] = []
     problems_found: list[RepositoryProblem] = []
     units_found: list[tuple[str, tuple[ManifestKey, ...]]] = []
-    todo = iter(repositories)
 
-    async def worker() -> None:
-        # A few workers taking repositories in turn, not a task per repository: at 32,000
-        # repositories those tasks, waiting on one semaphore, held some 50 MB for nothing.
+    async def one(repository: str) -> None:
         nonlocal done
-        for repository in todo:
-            s = await store.scan_repository(repository)
-            manifests_found.extend(s.manifests.values())
-            problems_found.extend(s.problems)
-            units_found.extend((name, tuple(ManifestKey(s.repository, d) for d in digests))
-                               for name, digests in s.units)
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        s = await store.scan_repository(repository)
+        manifests_found.extend(s.manifests.values())
+        problems_found.extend(s.problems)
+        units_found.extend((name, tuple(ManifestKey(s.repository, d) for d in digests)) for name, digests in s.units)
+        done += 1
+        if progress is not None:
+            progress(done, total)
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(min(total, max(1, store.concurrency)))]
-    try:
-        await asyncio.gather(*workers)
-    except BaseException:
-        for w in workers:  # a repository failed and the pass aborts: the others stop asking
-            w.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        raise
+    await in_turn(repositories, min(total, store.concurrency), one)  # repositories in flight: bounds memory
     manifests = sorted(manifests_found, key=lambda m: (m.repository, m.digest))
     problems = sorted(problems_found, key=lambda p: (p.repository, p.tag or "", p.message))
     units = tuple(units_found)
