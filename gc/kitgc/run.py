@@ -232,8 +232,12 @@ async def _sweep(
         lease.start_renewing()
         stop = Stop(should_stop, lease)
         if out.plan.manifest_deletions or out.plan.kit_deletions:
+            def release() -> None:  # the first plan, once the second read succeeded (see plan_again)
+                out.plan = None
+
             out.cluster, out.plan = await plan_again(reader, planner, out.cluster, log,
-                                                     allow_empty_cluster=settings.allow_empty_cluster, plan=out.plan)
+                                                     allow_empty_cluster=settings.allow_empty_cluster, plan=out.plan,
+                                                     release=release)
             planner, out.plan = await read_before_deleting(store, planner, out.cluster, out.plan)
             out.inventory = planner.inventory
             guards.check_wrong_cluster(out.plan, out.cluster, allow=settings.allow_empty_cluster)

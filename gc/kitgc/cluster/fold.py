@@ -27,7 +27,7 @@ from kitgc.cluster import sources as S
 from kitgc.cluster.found import Found
 from kitgc.cluster.objects import KIT_OWNED_KINDS, kind_name
 from kitgc.imageref import ImageRef
-from kitgc.model import ObjectRef
+from kitgc.model import ObjectRef, Reference
 from kitgc.plan.reasons import MAX_CHAIN  # the owners a reason follows above its subject
 
 EXAMPLES = 3  # references kept per image, as evidence; the rest are counted
@@ -42,9 +42,12 @@ LINK_PRUNED_KINDS = frozenset(
 class Folder:
     """Folds the references of successive :class:`Found` batches against one running tally."""
 
-    def __init__(self, examples: int = EXAMPLES) -> None:
+    def __init__(self, examples: int = EXAMPLES, before: Mapping[ImageRef, int] | None = None) -> None:
         self.examples = max(1, examples)
         self._kept: dict[ImageRef, int] = {}
+        # Examples an earlier read of this run already holds (read-only, shared by folders):
+        # a later read is merged with it, so an image named there needs no example here.
+        self._before: Mapping[ImageRef, int] = before if before is not None else {}
         self.folded = 0  # references counted, not kept
 
     def __call__(self, found: Found) -> Found:
@@ -58,7 +61,9 @@ class Folder:
             if ref.source.kind in NEVER_FOLDED:
                 kept.append(ref)
                 continue
-            seen = self._kept.get(ref.image, 0)
+            seen = self._kept.get(ref.image)
+            if seen is None:
+                seen = self._before.get(ref.image, 0)
             if seen < self.examples:
                 self._kept[ref.image] = seen + 1
                 kept.append(ref)
@@ -74,6 +79,15 @@ class Folder:
             if source.kind == POD:  # Pods own nothing: no chain can pass through one
                 found.owners.pop(source, None)
         return found
+
+
+def examples_of(references: Iterable[Reference]) -> dict[ImageRef, int]:
+    """How many references name each image, for a later read's :class:`Folder` (``before``)."""
+    out: dict[ImageRef, int] = {}
+    for ref in references:
+        if ref.source.kind not in NEVER_FOLDED:
+            out[ref.image] = out.get(ref.image, 0) + 1
+    return out
 
 
 def prune_owner_links(owners: Mapping[ObjectRef, ObjectRef],

@@ -11,7 +11,7 @@ Pipes, KameletBindings, OpenShift's) may be absent, and only when API discovery 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,10 +23,11 @@ import structlog
 from kitgc.cluster import discovery
 from kitgc.cluster import sources as S
 from kitgc.cluster.extract import Found, extract
-from kitgc.cluster.fold import Folder, prune_owner_links
+from kitgc.cluster.fold import Folder, examples_of, prune_owner_links
 from kitgc.cluster.local_lookup import with_local_lookups
 from kitgc.cluster.projection import decode_page
 from kitgc.errors import KubernetesError, SourceUnavailable
+from kitgc.imageref import ImageRef
 from kitgc.kube.http import KubeHttp, Response, TransportError
 from kitgc.model import ClusterSnapshot, ObjectRef, Reference
 
@@ -206,12 +207,15 @@ class ClusterReader:
 
     # --- snapshot ----------------------------------------------------------------------
 
-    def snapshot(self, keep: Callable[[Reference], bool] | None = None) -> ClusterSnapshot:
+    def snapshot(self, keep: Callable[[Reference], bool] | None = None,
+                 before: Sequence[Reference] = ()) -> ClusterSnapshot:
         """Every reference in the cluster, or :class:`SourceUnavailable` naming what failed.
 
         ``keep``: only the references it accepts are kept, as each page is read (a deleting
         run's later reads, :mod:`kitgc.sweep.relevance`); bare names, which may resolve to
         something else later, kits, kit uses and unparsable values are always kept.
+        ``before``: the references of an earlier read this one will be merged with; an image
+        they already name gets no more examples here (:mod:`kitgc.cluster.fold`).
         """
         now = datetime.now(UTC)
         todo = []
@@ -223,8 +227,9 @@ class ClusterReader:
                 continue
             todo.append(source)
         stop = threading.Event()
+        earlier = examples_of(before) if self.fold and before else None
         with ThreadPoolExecutor(max_workers=min(self.workers, max(1, len(todo)))) as pool:
-            futures = [pool.submit(self._read_source, s, now, stop, keep) for s in todo]
+            futures = [pool.submit(self._read_source, s, now, stop, keep, earlier) for s in todo]
             outcomes: list[_SourceResult | BaseException] = []
             for fut in futures:
                 try:
@@ -237,7 +242,7 @@ class ClusterReader:
             raise errors[0]  # the first failing source in table order
 
         total = Found()
-        across = Folder() if self.fold else None  # the examples per image, over all sources
+        across = Folder(before=earlier) if self.fold else None  # the examples per image, over all sources
         integrations = objects = folded = 0
         for source, result in zip(todo, outcomes, strict=True):
             assert isinstance(result, _SourceResult)
@@ -263,9 +268,10 @@ class ClusterReader:
         )
 
     def _read_source(self, source: S.Source, now: datetime, stop: threading.Event,
-                     keep: Callable[[Reference], bool] | None = None) -> _SourceResult:
+                     keep: Callable[[Reference], bool] | None = None,
+                     earlier: Mapping[ImageRef, int] | None = None) -> _SourceResult:
         def fresh() -> _SourceResult:
-            return _SourceResult(fold=Folder() if self.fold else None)
+            return _SourceResult(fold=Folder(before=earlier) if self.fold else None)
 
         result, current = fresh(), 0
         try:

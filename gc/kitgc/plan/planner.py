@@ -19,6 +19,7 @@ tag listed twice protects both digests, a reference whose host differs still pro
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -85,11 +86,11 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     _allot(eligible, evidence, policy, now, hold, Going(deleted), decisions, attachments)
     by_key = {m.key: m for m in manifests}
     for _ in range(_SETTLE_ROUNDS):  # an image kept as an index child takes its attachments along
-        before = {key: d.action for key, d in decisions.items()}
+        before = _actions(decisions, manifests)
         attachments.follow(decisions, by_key)
         _keep_children_of_staying_indexes(decisions, manifests)
         _hold_units(decisions, inventory.units)
-        if before == {key: d.action for key, d in decisions.items()}:
+        if before == _actions(decisions, manifests):
             break
 
     # The best evidence is carried over, not only the first sighting: a manifest deferred by
@@ -98,7 +99,8 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     first_seen = {}
     for m in manifests:
         if m.key not in protected:
-            key = state_key(m.repository, m.digest)
+            # Interned: a deleting run holds up to three plans, and 100,000 keys are 9 MB each.
+            key = sys.intern(state_key(m.repository, m.digest))
             first_seen[key] = min(state.first_seen.get(key, now), evidence.since(m))
     # Kits seen are remembered while their repository still holds images (scope, ownership).
     holding = {last_segment(m.repository) for m in manifests if decisions[m.key].action is not Action.DELETE}
@@ -106,10 +108,16 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     return Plan(
         manifests=tuple(decisions[m.key] for m in manifests),
         kits=kits,
-        state=State(first_seen=dict(sorted(first_seen.items())), kits_seen=frozenset(kits_seen),
+        state=State(first_seen=first_seen, kits_seen=frozenset(kits_seen),
                     refused={state_key(m.repository, m.digest): state.refused[state_key(m.repository, m.digest)]
                              for m in manifests if m.key in refused}),
     )
+
+
+def _actions(decisions: Decisions, manifests: Sequence[Manifest]) -> list[Action | None]:
+    """Each manifest's action so far (None: not decided yet, an attachment before it follows
+    its image), in order: a list, not a second dict of 100,000 entries per settling round."""
+    return [d.action if (d := decisions.get(m.key)) is not None else None for m in manifests]
 
 
 # How long a manifest the registry refused to delete (immutable tag) is kept without asking
@@ -175,20 +183,26 @@ def _allot(
     manifests a run deletes, attachments included.
     """
     room = 0 if hold else max(0, policy.max_deletions)
+    # What is deferred shares its reasons: the manifests of one kit have one age, and a large
+    # first run defers tens of thousands (a reason and a tuple each were 19 MB at 100,000).
+    deferred: dict[tuple[datetime, int], tuple[Reason, Reason]] = {}  # by age and evidence (alive here)
     for since, m in eligible:
         age = now - since
         owned: tuple[KitKey, ...] = ()
         size = attachments.group_size(m.key, decisions)
         if size <= room:
             room -= size
-            action = Action.DELETE
             owned = going.owners(m)
-            why = Reason(ReasonKind.UNREFERENCED, going.subjects(m), age=age)
-        elif hold:
-            action, why = Action.DEFER, Reason(ReasonKind.HELD, age=age, message=hold)
-        else:
-            action, why = Action.DEFER, Reason(ReasonKind.OVER_MAX_DELETIONS, age=age, limit=policy.max_deletions)
-        decisions[m.key] = ManifestDecision(m, action, (why, evidence.reason(m)), evidence_since=since, kits=owned)
+            why = (Reason(ReasonKind.UNREFERENCED, going.subjects(m), age=age), evidence.reason(m))
+            decisions[m.key] = ManifestDecision(m, Action.DELETE, why, evidence_since=since, kits=owned)
+            continue
+        aged = evidence.reason(m)
+        shared = deferred.get((since, id(aged)))
+        if shared is None:
+            first = (Reason(ReasonKind.HELD, age=age, message=hold) if hold else
+                     Reason(ReasonKind.OVER_MAX_DELETIONS, age=age, limit=policy.max_deletions))
+            shared = deferred[(since, id(aged))] = (first, aged)
+        decisions[m.key] = ManifestDecision(m, Action.DEFER, shared, evidence_since=since)
 
 
 def _left_to_its_shard(d: KitDecision, shard: Shard) -> KitDecision:

@@ -30,23 +30,26 @@ class TagResolver:
     """
 
     def __init__(self, manifests: Iterable[Manifest]) -> None:
-        # A tuple per tag, not a set: one tag names one digest, and at 100,000 tags a set
-        # each (216 bytes) is 20 MB for nothing.
-        self._tags: dict[tuple[str, str], tuple[str, ...]] = {}
+        # The digest itself, or a tuple when a tag names several (never, in practice): at
+        # 100,000 tags a set each (216 bytes) was 20 MB, and a tuple each still 4.5 MB.
+        self._tags: dict[tuple[str, str], str | tuple[str, ...]] = {}
         for m in manifests:
             for tag in m.tags:
                 key = (m.repository, tag)
                 seen = self._tags.get(key)
                 if seen is None:
-                    self._tags[key] = (m.digest,)
-                elif m.digest not in seen:
-                    self._tags[key] = tuple(sorted((*seen, m.digest)))
+                    self._tags[key] = m.digest
+                else:
+                    both = (seen,) if isinstance(seen, str) else seen
+                    if m.digest not in both:
+                        self._tags[key] = tuple(sorted((*both, m.digest)))
 
     def digests(self, ref: ImageRef) -> tuple[str, ...]:
         """The reference's own digest, or those its tag points at now (possibly none)."""
         if ref.digest is not None:
             return (ref.digest,)
-        return self._tags.get((ref.repository, ref.effective_tag), ())
+        found = self._tags.get((ref.repository, ref.effective_tag), ())
+        return (found,) if isinstance(found, str) else found
 
 
 class Subjects:

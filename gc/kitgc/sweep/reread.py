@@ -10,6 +10,7 @@ a third read still lets go.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from kitgc.cluster.merge import merge_snapshots
@@ -24,15 +25,24 @@ from kitgc.sweep.relevance import Relevance
 
 async def plan_again(
     reader: ClusterReader, planner: Planner, first: ClusterSnapshot, log: Any, *, allow_empty_cluster: bool,
-    plan: Plan | None = None,
+    plan: Plan | None = None, release: Callable[[], None] | None = None,
 ) -> tuple[ClusterSnapshot, Plan]:
     """Read the cluster again just before deleting; plan with the union of both reads.
 
     A second read that fails, or shows an unparsable reference, aborts like the first would.
+    ``release`` is called once the second read is merged and before planning again: the
+    caller drops its first plan there, so that two plans of the whole registry are never
+    held at once (they were most of a deleting run's peak), yet a read that fails still
+    leaves the first plan for the run's summary.
     """
     keep = Relevance.of(plan, planner.inventory.manifests) if plan is not None else None  # what can change it
-    merged = merge_snapshots(first, await asyncio.to_thread(reader.snapshot, keep))
+    plan = None
+    second = await asyncio.to_thread(reader.snapshot, keep, first.references)
+    merged = merge_snapshots(first, second)
+    del second
     guards.check_references(merged)
+    if release is not None:
+        release()
     plan = planner(merged)
     guards.check_wrong_cluster(plan, merged, allow=allow_empty_cluster)
     log.info("cluster_read_again", references=len(merged.references), references_folded=merged.folded,
@@ -46,7 +56,7 @@ def recheck(reader: ClusterReader, planner: Planner, merged: ClusterSnapshot, pl
     keep = Relevance.of(plan, planner.inventory.manifests) if plan is not None else None
 
     async def again() -> frozenset[ManifestKey]:
-        third = merge_snapshots(merged, await asyncio.to_thread(reader.snapshot, keep))
+        third = merge_snapshots(merged, await asyncio.to_thread(reader.snapshot, keep, merged.references))
         guards.check_references(third)
         return frozenset(d.manifest.key for d in planner(third).manifest_deletions)
 
