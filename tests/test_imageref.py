@@ -192,3 +192,17 @@ def test_well_formed_references_parse_and_round_trip(host: str, path: list[str],
                                                      digest: str | None) -> None:
     text = host + "/".join(path) + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
     _check(text)
+
+
+def test_parsed_references_share_their_strings_with_each_other_and_the_registry_answers() -> None:
+    """Hundreds of thousands of references name a few thousand images: each host, repository,
+    tag and digest is held once, shared with the digest the registry answered (interned)."""
+    import sys
+
+    hex_ = "a" * 64
+    first = parse(f"Registry.Example.com/camel-k/camel-k-kit-x:1@sha256:{hex_}")
+    second = parse("".join(["registry.example.com/", "camel-k/camel-k-kit-x", ":1", f"@sha256:{hex_}"]))
+    assert first == second
+    assert first.registry is second.registry and first.repository is second.repository
+    assert first.tag is second.tag and first.digest is second.digest
+    assert first.digest is sys.intern("".join(["sha256:", hex_]))
