@@ -91,8 +91,10 @@ def _cpu(env: dict[str, str], tmp: Path) -> dict[str, Any]:
 
 def _print(result: dict[str, Any]) -> None:
     mem = result["memory"]
+    # The run's peak is the highest phase's VmHWM: the resets between phases lower the
+    # high-water mark wait4 reports at exit to the last phase's.
     print(f"\nscale {result['scale']}: {result['manifests']} manifests; kitgc {mem['wall']:.1f} s wall, "
-          f"{mem['cpu']:.1f} s CPU, peak RSS {mem['maxrss_mb']:.0f} MB")
+          f"{mem['cpu']:.1f} s CPU, peak RSS {mem['peak_rss_mb']:.0f} MB (highest phase)")
     print(f"{'phase':36s} {'at s':>7s} {'RSS MB':>7s} {'peak':>7s} {'heap':>7s}")
     for p in mem["phases"]:
         print(f"{p['phase']:36s} {p['at_s']:7.1f} {p['rss_mb']:7.0f} {p['peak_rss_mb']:7.0f} "
