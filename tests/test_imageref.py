@@ -196,7 +196,8 @@ def test_well_formed_references_parse_and_round_trip(host: str, path: list[str],
 
 def test_parsed_references_share_their_strings_with_each_other_and_the_registry_answers() -> None:
     """Hundreds of thousands of references name a few thousand images: each host, repository,
-    tag and digest is held once, shared with the digest the registry answered (interned)."""
+    tag and digest is held once, shared with the inventory's manifests, whichever store listed
+    them (interned)."""
     import sys
 
     hex_ = "a" * 64
@@ -206,3 +207,7 @@ def test_parsed_references_share_their_strings_with_each_other_and_the_registry_
     assert first.registry is second.registry and first.repository is second.repository
     assert first.tag is second.tag and first.digest is second.digest
     assert first.digest is sys.intern("".join(["sha256:", hex_]))
+    from kitgc.model import Manifest
+
+    listed = Manifest("".join(["camel-k/", "camel-k-kit-x"]), "".join(["sha256:", hex_]), "m", ("".join(["1"]),))
+    assert listed.repository is first.repository and listed.digest is first.digest and listed.tags[0] is first.tag

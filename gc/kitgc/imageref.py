@@ -148,7 +148,7 @@ def parse(text: str) -> ImageRef:
     # Interned: a cluster names the same few hosts and a few thousand repositories hundreds of
     # thousands of times, and every parse would otherwise hold its own copies (31 MB of
     # ImageRefs at 100,000 manifests, a fifth of them host strings); a digest is then one
-    # string with the registry's answer for it (kitgc.registry.client interns those too).
+    # string with the inventory's (kitgc.model.Manifest interns those too).
     return ImageRef(registry=sys.intern(registry), repository=sys.intern(path),
                     tag=sys.intern(tag) if tag is not None else None,
                     digest=sys.intern(digest) if digest is not None else None)

@@ -9,6 +9,7 @@ stage can be tested with data built by hand.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +56,17 @@ class Manifest:
     # False when only a HEAD resolved it (digest, media type, size): blobs and subject are
     # unknown until its body is read, which happens before it can be deleted.
     read: bool = True
+
+    def __post_init__(self) -> None:
+        # Interned, whichever store listed it: its repository, digest and tags are then one
+        # string with the cluster's parsed references to them (kitgc.imageref interns those),
+        # and with the state's and the plans' copies. At 100,000 manifests, megabytes each.
+        for name in ("repository", "digest", "media_type"):
+            value = getattr(self, name)
+            if type(value) is str:
+                object.__setattr__(self, name, sys.intern(value))
+        if self.tags and all(type(t) is str for t in self.tags):
+            object.__setattr__(self, "tags", tuple(sys.intern(t) for t in self.tags))
 
     @property
     def is_index(self) -> bool:

@@ -196,7 +196,7 @@ class RegistryClient:
             parsed = parse_manifest(reply.body, reply.headers.get("Content-Type"))
         except ManifestFormatError as exc:
             raise RegistryError(f"{what}: {exc}", status=200) from None
-        return FetchedManifest(sys.intern(digest), sys.intern(parsed.media_type), reply.body, parsed.children,
+        return FetchedManifest(digest, sys.intern(parsed.media_type), reply.body, parsed.children,
                                parsed.blobs, parsed.subject, parsed.artifact_type)
 
     async def head_manifest(self, repository: str, reference: str) -> HeadResult:
@@ -223,9 +223,7 @@ class RegistryClient:
             size = max(0, int(reply.headers.get("Content-Length") or 0))
         except ValueError:
             size = 0
-        # The media type: a handful of types for 100,000 manifests. The digest: shared with the
-        # cluster's references by digest, which the image-reference parser interns too.
-        return HeadResult(sys.intern(digest) if digest is not None else None, sys.intern(media_type), size)
+        return HeadResult(digest, sys.intern(media_type), size)  # a handful of types, 100,000 manifests
 
     async def referrers(self, repository: str, digest: str) -> list[Referrer] | None:
         """What names ``digest`` as its subject (OCI 1.1 ``/referrers/``), or None when the

@@ -23,7 +23,6 @@ immutable tag kept, ``405 UNSUPPORTED`` = deletion disabled (with the hint for t
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Mapping, Sequence
 
 import structlog
@@ -122,10 +121,9 @@ class DistributionStore:
 
     async def scan_repository(self, repository: str) -> RepositoryScan:
         """All manifests of one repository: tags resolved HEAD first, index children level by level."""
-        repository = sys.intern(repository)  # shared with the cluster's parsed references to it
         scan = RepositoryScan(repository)
         try:
-            tags = sorted({sys.intern(t) for t in await self.client.tags(repository)})
+            tags = sorted(set(await self.client.tags(repository)))
         except RegistryError as exc:
             if exc.status == 404 and exc.code in (None, "NAME_UNKNOWN"):
                 log.debug("repository not found", repository=repository)  # nothing there to clean
