@@ -13,9 +13,11 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kitgc.identity import ManifestKey
 from kitgc.imageref import ImageRef
+from kitgc.keep import parse_keep_patterns
 from kitgc.model import Action, Inventory, Kit, Manifest, Plan, state_key
 from kitgc.scope import KIT_PREFIX, in_scope
 from kitgc.sweep.planner import Planner
@@ -252,3 +254,36 @@ def test_reasons_evidence_and_state_are_consistent(world: World) -> None:
         assert when == min(world.state.first_seen.get(key, world.now), _evidence(world, by_key[key]))
     for kd in p.kits:
         assert kd.reason
+
+
+def _recheck_world(world: World, data: st.DataObject) -> tuple[Planner, frozenset[str]]:
+    """A planner (KEEP_IMAGES sometimes set: a kit it keeps holds images elsewhere) and a drawn
+    set of repositories to recheck."""
+    pattern = data.draw(st.sampled_from(("", "camel-k/camel-k-kit-a", "camel-k/*:1", "team/camel-k/camel-k-kit-b")))
+    world.policy = replace(world.policy, keep=parse_keep_patterns(pattern) if pattern else ())
+    repositories = sorted({m.repository for m in world.inventory.manifests})
+    within = frozenset(data.draw(st.lists(st.sampled_from(repositories), unique=True)) if repositories else ())
+    return Planner(world.inventory, world.policy, world.state, world.now, world.now + timedelta(days=3650)), within
+
+
+@PROPERTY
+@given(plan_inputs() | index_worlds(), st.data())
+def test_a_recheck_within_some_repositories_never_lets_go_what_the_whole_plan_keeps(
+        world: World, data: st.DataObject) -> None:
+    """Planner.deletions_within (the recheck after deleting kits) plans a few repositories alone:
+    it may only differ from a whole plan in MAX_DELETIONS' room, never in what is protected."""
+    planner, within = _recheck_world(world, data)
+    whole = {d.manifest.key: d.action for d in planner(world.cluster).manifests}
+    let_go = planner.deletions_within(world.cluster, within)
+    assert {k.repository for k in let_go} <= within
+    assert not [k for k in let_go if whole[k] is Action.KEEP]
+
+
+@PROPERTY
+@given(plan_inputs() | index_worlds(), st.data())
+def test_a_recheck_within_some_repositories_deletes_as_the_whole_plan_when_room_is_ample(
+        world: World, data: st.DataObject) -> None:
+    world.policy = replace(world.policy, max_deletions=10_000)
+    planner, within = _recheck_world(world, data)
+    whole = {d.manifest.key for d in planner(world.cluster).manifest_deletions}
+    assert planner.deletions_within(world.cluster, within) == {k for k in whole if k.repository in within}

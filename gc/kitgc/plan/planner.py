@@ -51,16 +51,29 @@ from kitgc.shard import Shard, shard_of
 
 
 def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: State, now: datetime, *,
-         resolver: TagResolver | None = None) -> Plan:
+         resolver: TagResolver | None = None, keeper: Keeper | None = None,
+         within: frozenset[str] | None = None) -> Plan:
     """Decide every in-scope manifest and every kit; see the module docstring for the rules.
 
     Decisions come sorted (manifests by repository and digest, kits by namespace and name)
     so that equal inputs give equal plans whatever order the inputs were listed in.
-    ``resolver``: the inventory's tag index, when the caller plans the same inventory again.
+    ``resolver`` and ``keeper``: the inventory's tag index and KEEP_IMAGES, when the caller
+    plans the same inventory again.
+
+    ``within``: decide only the manifests of these repositories (and of any unit one of
+    them shares), for a recheck that asks only which of a few repositories' deletions still
+    stand. Every rule that keeps a manifest reads its own repository and the global inputs
+    (references, kits, the whole inventory's tags and KEEP_IMAGES), so each of those
+    manifests is protected exactly as in the whole plan; only MAX_DELETIONS' room differs,
+    which is why such a plan is never executed or saved on its own (see
+    :meth:`kitgc.sweep.planner.Planner.deletions_within`).
     """
-    manifests = _in_scope_manifests(inventory, policy)
+    manifests = in_scope_manifests(inventory, policy)
     resolver = resolver if resolver is not None else TagResolver(inventory.manifests)
-    keeper = Keeper(policy.keep, inventory.registry, manifests)  # KEEP_IMAGES
+    keeper = keeper if keeper is not None else Keeper(policy.keep, inventory.registry, manifests)  # KEEP_IMAGES
+    if within is not None:
+        within = _with_their_units(within, inventory.units)
+        manifests = [m for m in manifests if m.repository in within]
     references = _foreign_references(cluster)
     hold = _hold_reason(cluster)
 
@@ -112,6 +125,21 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
                     refused={state_key(m.repository, m.digest): state.refused[state_key(m.repository, m.digest)]
                              for m in manifests if m.key in refused}),
     )
+
+
+def _with_their_units(repositories: frozenset[str],
+                      units: Sequence[tuple[str, tuple[ManifestKey, ...]]]) -> frozenset[str]:
+    """``repositories`` and every repository a unit of theirs reaches (a unit goes whole)."""
+    out = set(repositories)
+    changed = True
+    while changed:
+        changed = False
+        for _name, keys in units:
+            reached = {k.repository for k in keys}
+            if reached & out and not reached <= out:
+                out |= reached
+                changed = True
+    return frozenset(out)
 
 
 def _actions(decisions: Decisions, manifests: Sequence[Manifest]) -> list[Action | None]:
@@ -217,7 +245,7 @@ def _left_to_its_shard(d: KitDecision, shard: Shard) -> KitDecision:
     return KitDecision(d.kit, Action.KEEP, Reason(ReasonKind.KIT_HELD, message=f"it belongs to {owner}"))
 
 
-def _in_scope_manifests(inventory: Inventory, policy: Policy) -> list[Manifest]:
+def in_scope_manifests(inventory: Inventory, policy: Policy) -> list[Manifest]:
     """In-scope manifests, one per key, sorted.
 
     The inventory should hold nothing else, but the planner filters anyway: its scope rule

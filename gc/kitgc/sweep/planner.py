@@ -6,9 +6,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 
+from kitgc.identity import ManifestKey
 from kitgc.model import ClusterSnapshot, Inventory, Plan, Policy, State
 from kitgc.plan import plan as make_plan
-from kitgc.plan.protect import TagResolver
+from kitgc.plan.planner import in_scope_manifests
+from kitgc.plan.protect import Keeper, TagResolver
 
 # creationTimestamp has whole seconds and comes from the API server's clock.
 FRESH_MARGIN = timedelta(seconds=2)
@@ -46,6 +48,26 @@ class Planner:
         four times, and at 100,000 tags the index is some 14 MB and a second of CPU each time."""
         return TagResolver(self.inventory.manifests)
 
+    @cached_property
+    def keeper(self) -> Keeper:
+        """KEEP_IMAGES over the whole in-scope inventory, built once (and whole, for
+        :meth:`deletions_within`: a kit kept by a pattern keeps its base images elsewhere)."""
+        return Keeper(self.policy.keep, self.inventory.registry,
+                      in_scope_manifests(self.inventory, self.policy) if self.policy.keep else ())
+
     def __call__(self, cluster: ClusterSnapshot) -> Plan:
         return make_plan(self.inventory, fresh_kits_building(cluster, self.started), self.policy, self.state,
-                         self.now, resolver=self.resolver)
+                         self.now, resolver=self.resolver, keeper=self.keeper)
+
+    def deletions_within(self, cluster: ClusterSnapshot, repositories: frozenset[str]) -> frozenset[ManifestKey]:
+        """The manifests of ``repositories`` that ``cluster`` would let go: a recheck's answer.
+
+        Planned over those repositories alone, with the whole inventory's tag index and
+        KEEP_IMAGES: what protects one of their manifests is decided as in a whole plan, at
+        a fraction of its memory. MAX_DELETIONS' room is not (the other repositories'
+        manifests take none of it), so the answer is only ever intersected with a whole
+        plan's deletions, never executed or saved on its own; hence keys, not a plan.
+        """
+        partial = make_plan(self.inventory, fresh_kits_building(cluster, self.started), self.policy, self.state,
+                            self.now, resolver=self.resolver, keeper=self.keeper, within=repositories)
+        return frozenset(d.manifest.key for d in partial.manifest_deletions)

@@ -54,10 +54,16 @@ async def plan_again(
 def recheck(reader: ClusterReader, planner: Planner, merged: ClusterSnapshot, plan: Plan | None = None) -> Recheck:
     """For the executor, after kits are deleted: the manifests a third read still lets go."""
     keep = Relevance.of(plan, planner.inventory.manifests) if plan is not None else None
+    # Only the repositories the plan deletes from are planned again: the answer is
+    # intersected with the plan's deletions, and a whole third plan beside the one being
+    # executed was a deleting run's peak (see Planner.deletions_within).
+    within = frozenset(d.manifest.repository for d in plan.manifest_deletions) if plan is not None else None
 
     async def again() -> frozenset[ManifestKey]:
         third = merge_snapshots(merged, await asyncio.to_thread(reader.snapshot, keep, merged.references))
         guards.check_references(third)
-        return frozenset(d.manifest.key for d in planner(third).manifest_deletions)
+        if within is None:
+            return frozenset(d.manifest.key for d in planner(third).manifest_deletions)
+        return planner.deletions_within(third, within)
 
     return again
