@@ -287,3 +287,15 @@ def test_a_recheck_within_some_repositories_deletes_as_the_whole_plan_when_room_
     planner, within = _recheck_world(world, data)
     whole = {d.manifest.key for d in planner(world.cluster).manifest_deletions}
     assert planner.deletions_within(world.cluster, within) == {k for k in whole if k.repository in within}
+
+
+@PROPERTY
+@given(plan_inputs() | index_worlds())
+def test_a_plan_that_remembers_nothing_decides_as_one_that_does(world: World) -> None:
+    """A dry run's planner (remember=False) builds no first-seen times, which only a deleting
+    run saves; its decisions are the ones the deleting run would make."""
+    late = world.now + timedelta(days=3650)
+    remembering = Planner(world.inventory, world.policy, world.state, world.now, late)(world.cluster)
+    forgetting = Planner(world.inventory, world.policy, world.state, world.now, late, remember=False)(world.cluster)
+    assert (forgetting.manifests, forgetting.kits) == (remembering.manifests, remembering.kits)
+    assert forgetting.state.first_seen == {}

@@ -34,6 +34,7 @@ from kitgc.imageref import split_address
 from kitgc.inventory import include_remembered, scan
 from kitgc.kube.connect import make_api_client
 from kitgc.lease import LEASE_NAME, SweepLease
+from kitgc.memory import give_back
 from kitgc.model import ClusterSnapshot, ExecutionResult, Inventory, Plan, Policy, State
 from kitgc.outcome import OUTCOMES, RunSummary, exit_code, summarize
 from kitgc.plan import guards
@@ -194,6 +195,7 @@ async def _pass(
         out.inventory, out.cluster = inventory, cluster
         log.info("cluster_read", objects=cluster.objects_read, references=len(cluster.references),
                  references_folded=cluster.folded, kits=len(cluster.kits), owner_links=len(cluster.owners))
+        give_back()  # the read's pages and decoded items are gone: planning starts from what lives
         # The inventory and the snapshot live until the run ends: out of the collector's sight,
         # planning does not rescan hundreds of thousands of objects at every full collection.
         gc.freeze()
@@ -201,8 +203,9 @@ async def _pass(
         out.unowned, out.shared_warning = _unowned(settings, inventory, cluster, state, log)
         policy = Policy(organizations, settings.min_age, settings.prune_kits, settings.max_deletions,
                         keep=settings.keep_images, kit_repositories=scope.kit_repositories, shard=settings.shard)
-        planner = Planner(inventory, policy, state, now or datetime.now(UTC), started)
+        planner = Planner(inventory, policy, state, now or datetime.now(UTC), started, remember=not settings.dry_run)
         out.plan = planner(cluster)
+        give_back()  # the planner's working maps
         # HEAD-first scanning: what the plan deletes is read (verified, sizes, an OCI subject)
         # first, with its kept neighbours (exact bytes), and planned again if a body changes a
         # decision (kitgc.bodies).

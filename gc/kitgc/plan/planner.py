@@ -52,7 +52,7 @@ from kitgc.shard import Shard, shard_of
 
 def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: State, now: datetime, *,
          resolver: TagResolver | None = None, keeper: Keeper | None = None,
-         within: frozenset[str] | None = None) -> Plan:
+         within: frozenset[str] | None = None, remember: bool = True) -> Plan:
     """Decide every in-scope manifest and every kit; see the module docstring for the rules.
 
     Decisions come sorted (manifests by repository and digest, kits by namespace and name)
@@ -67,6 +67,10 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     manifests is protected exactly as in the whole plan; only MAX_DELETIONS' room differs,
     which is why such a plan is never executed or saved on its own (see
     :meth:`kitgc.sweep.planner.Planner.deletions_within`).
+
+    ``remember=False``: the plan's state carries no first-seen times. Only a run that
+    deletes saves its state; at 100,000 manifests a dry run's would be some 15 MB of keys
+    built for nothing. Decisions are the same either way.
     """
     manifests = in_scope_manifests(inventory, policy)
     resolver = resolver if resolver is not None else TagResolver(inventory.manifests)
@@ -110,7 +114,7 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     # MAX_DELETIONS whose kit is deleted in this run must not start its grace period anew.
     # Every manifest observed unreferenced in this run keeps its first-seen time.
     first_seen = {}
-    for m in manifests:
+    for m in manifests if remember else ():
         if m.key not in protected:
             # Interned: a deleting run holds up to three plans, and 100,000 keys are 9 MB each.
             key = sys.intern(state_key(m.repository, m.digest))

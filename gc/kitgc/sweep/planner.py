@@ -41,6 +41,7 @@ class Planner:
     state: State
     now: datetime
     started: datetime  # when the run began (before the registry scan)
+    remember: bool = True  # False: plans carry no first-seen times (a dry run saves no state)
 
     @cached_property
     def resolver(self) -> TagResolver:
@@ -57,7 +58,7 @@ class Planner:
 
     def __call__(self, cluster: ClusterSnapshot) -> Plan:
         return make_plan(self.inventory, fresh_kits_building(cluster, self.started), self.policy, self.state,
-                         self.now, resolver=self.resolver, keeper=self.keeper)
+                         self.now, resolver=self.resolver, keeper=self.keeper, remember=self.remember)
 
     def deletions_within(self, cluster: ClusterSnapshot, repositories: frozenset[str]) -> frozenset[ManifestKey]:
         """The manifests of ``repositories`` that ``cluster`` would let go: a recheck's answer.
@@ -69,5 +70,6 @@ class Planner:
         plan's deletions, never executed or saved on its own; hence keys, not a plan.
         """
         partial = make_plan(self.inventory, fresh_kits_building(cluster, self.started), self.policy, self.state,
-                            self.now, resolver=self.resolver, keeper=self.keeper, within=repositories)
+                            self.now, resolver=self.resolver, keeper=self.keeper, within=repositories,
+                            remember=False)
         return frozenset(d.manifest.key for d in partial.manifest_deletions)

@@ -17,6 +17,7 @@ from kitgc.cluster.merge import merge_snapshots
 from kitgc.cluster.reader import ClusterReader
 from kitgc.execute import Recheck
 from kitgc.identity import ManifestKey
+from kitgc.memory import give_back
 from kitgc.model import ClusterSnapshot, Plan
 from kitgc.plan import guards
 from kitgc.sweep.planner import Planner
@@ -43,6 +44,7 @@ async def plan_again(
     guards.check_references(merged)
     if release is not None:
         release()
+    give_back()  # the second read's pages, and the first plan
     plan = planner(merged)
     guards.check_wrong_cluster(plan, merged, allow=allow_empty_cluster)
     log.info("cluster_read_again", references=len(merged.references), references_folded=merged.folded,
