@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ctypes.util
+from pathlib import Path
 
 from kitgc.memory import give_back
 
 
 def _rss_kb() -> int:
-    for line in open("/proc/self/status"):
+    for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")

@@ -187,6 +187,7 @@ async def _pass(
         inventory = await scan(store, scope, progress=progress, known_repositories=tuple(
             f"{org}/{name}" for org in scope.organizations for name in sorted(kits_now.repositories)))
         inventory, tracked = await include_remembered(store, inventory, state_store.remembered(), scope)
+        give_back()  # the scan's responses: the cluster read starts from the inventory alone
         adapted = getattr(store, "concurrency_summary", None)  # v2 stores; vendor APIs keep their own limits
         if adapted is not None:
             log.info("registry_concurrency", **adapted())
