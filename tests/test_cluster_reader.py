@@ -269,6 +269,15 @@ def test_snapshot_is_deterministic(kube):
     assert first == second
 
 
+def test_a_snapshot_leaves_no_parsed_image_strings_behind(kube):
+    """The parse cache serves one read; the snapshot holds what was kept (kitgc.cluster.found)."""
+    from kitgc.cluster.found import _parse
+
+    kube.add(*one_of_each(2))
+    snap = reader(kube).snapshot()
+    assert snap.references and _parse.cache_info().currsize == 0
+
+
 def test_absent_knative_is_skipped_and_logged(kube):
     kube.add(*[x for x in one_of_each(1) if "knative" not in x["apiVersion"] and x["kind"] != "KameletBinding"])
     r = reader(kube)

@@ -211,3 +211,20 @@ def test_parsed_references_share_their_strings_with_each_other_and_the_registry_
 
     listed = Manifest("".join(["camel-k/", "camel-k-kit-x"]), "".join(["sha256:", hex_]), "m", ("".join(["1"]),))
     assert listed.repository is first.repository and listed.digest is first.digest and listed.tags[0] is first.tag
+
+
+def test_kits_and_the_integrations_using_them_share_names_phases_and_types() -> None:
+    """Twenty thousand kits: each name, namespace, phase and kit type is held once (interned),
+    the kit's and every KitUse's naming it."""
+    from datetime import UTC, datetime
+
+    from kitgc.model import Kit, KitUse, ObjectRef
+
+    def fresh(*parts: str) -> str:
+        return "".join(parts)
+
+    kit = Kit(fresh("sh", "op"), fresh("kit-", "abc"), fresh("plat", "form"), fresh("Rea", "dy"), datetime.now(UTC))
+    other = Kit(fresh("sh", "op"), fresh("kit-", "xyz"), fresh("plat", "form"), fresh("Rea", "dy"), datetime.now(UTC))
+    use = KitUse(ObjectRef("Integration", "orders", "shop"), fresh("sh", "op"), fresh("kit-", "abc"))
+    assert use.kit_name is kit.name and use.kit_namespace is kit.namespace is other.namespace
+    assert kit.phase is other.phase and kit.kit_type is other.kit_type

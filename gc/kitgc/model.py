@@ -64,10 +64,7 @@ class Manifest:
         # Interned, whichever store listed it: its repository, digest and tags are then one
         # string with the cluster's parsed references to them (kitgc.imageref interns those),
         # and with the state's and the plans' copies. At 100,000 manifests, megabytes each.
-        for name in ("repository", "digest", "media_type"):
-            value = getattr(self, name)
-            if type(value) is str:
-                object.__setattr__(self, name, sys.intern(value))
+        _intern_fields(self, ("repository", "digest", "media_type"))
         if self.tags and all(type(t) is str for t in self.tags):
             object.__setattr__(self, "tags", tuple(sys.intern(t) for t in self.tags))
         object.__setattr__(self, "key", ManifestKey(self.repository, self.digest))
@@ -174,6 +171,11 @@ class Kit:
     root_image: ImageRef | None = None  # status.rootImage
     cluster: str = ""  # "" for this cluster; a REFERENCE_KUBECONFIG context for a foreign kit
 
+    def __post_init__(self) -> None:
+        # Twenty thousand kits say "Ready" and "platform" in a few namespaces, and each kit's
+        # name is written again by every Integration that uses it (KitUse): one string each.
+        _intern_fields(self, ("namespace", "name", "kit_type", "phase"))
+
     @property
     def ref(self) -> ObjectRef:
         return ObjectRef("IntegrationKit", self.name, self.namespace, self.cluster)
@@ -200,6 +202,17 @@ class KitUse:
     user: ObjectRef
     kit_namespace: str
     kit_name: str
+
+    def __post_init__(self) -> None:
+        _intern_fields(self, ("kit_namespace", "kit_name"))  # one string with the kit's own (Kit)
+
+
+def _intern_fields(obj: object, names: tuple[str, ...]) -> None:
+    """Intern the named string fields of a frozen record (anything else is left as it is)."""
+    for name in names:
+        value = getattr(obj, name)
+        if type(value) is str:
+            object.__setattr__(obj, name, sys.intern(value))
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,13 @@ def _parse(text: str, runtime: bool) -> ImageRef:
     return imageref.parse(text)
 
 
+def forget_parsed() -> None:
+    """Empty the parse cache once a read is done: the snapshot holds the references it
+    kept, and the cache's own texts and entries (16,384 of them) were megabytes held for
+    nothing through planning and deleting."""
+    _parse.cache_clear()
+
+
 def begin(kind: str, obj: dict[str, Any]) -> tuple[Found, ObjectRef]:
     """A fresh Found and ``obj``'s ref, with ``obj``'s owner recorded: every extractor starts here."""
     found, src = Found(), object_ref(kind, obj)

@@ -24,6 +24,7 @@ from kitgc.cluster import discovery
 from kitgc.cluster import sources as S
 from kitgc.cluster.extract import Found, extract
 from kitgc.cluster.fold import Folder, examples_of, prune_owner_links
+from kitgc.cluster.found import forget_parsed
 from kitgc.cluster.local_lookup import with_local_lookups
 from kitgc.cluster.projection import decode_page
 from kitgc.errors import KubernetesError, SourceUnavailable
@@ -252,6 +253,7 @@ class ClusterReader:
             if source == S.INTEGRATIONS:
                 integrations = result.objects
         references = with_local_lookups(total)
+        forget_parsed()
         owners = _shared(total)
         if self.fold:
             owners = prune_owner_links(owners, (*(r.source for r in references), *(u.user for u in total.kit_uses),
