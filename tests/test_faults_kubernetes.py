@@ -104,6 +104,10 @@ def _forbidden_after_the_lease(world: World, tmp_path: Path) -> list[Fault]:
 def _second_read_failed_and_the_lease_was_released(faults: list[Fault], events: list[dict]) -> None:
     assert faults and faults[0].hits >= 1
     assert next(events_named(events, "lease_released"))
+    # The first plan was let go before the second read; its figures still make the summary.
+    summary = next(events_named(events, "summary"))
+    assert summary["manifests_scanned"] > 0 and summary["manifests_eligible"] > 0, summary
+    assert summary["manifests_deleted"] == 0 and summary["outcome"] == "aborted"
 
 
 @dataclass(frozen=True)

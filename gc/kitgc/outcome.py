@@ -83,7 +83,7 @@ def exit_code(out: PassResult) -> int:
 
 def summarize(out: PassResult, settings: Settings, started: float, duration: float, code: int,
              message: str) -> RunSummary:
-    c = counts(out.plan) if out.plan else {}
+    c = counts(out.plan) if out.plan else (out.first_counts or {})
     res = out.result
     deleted_keys = res.manifests_deleted if res else ()
     if out.plan is None or code in (EXIT_ABORT, EXIT_CONFIG):
@@ -114,7 +114,8 @@ def summarize(out: PassResult, settings: Settings, started: float, duration: flo
         unowned_repositories=len(out.unowned),
         attachments_deleted=attachments_deleted(out.plan, deleted_keys),
         repositories_deleted=len(res.repositories_deleted) if res else 0,
-        manifests_immutable=immutable_kept(out.plan, res),
+        manifests_immutable=(immutable_kept(out.plan, res) if out.plan is not None
+                             else c.get("manifests_immutable", 0) + len(res.immutable if res else ())),
         deletion_disabled=bool(res and res.deletion_disabled),
         message=message,
     )

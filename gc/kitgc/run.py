@@ -36,10 +36,10 @@ from kitgc.kube.connect import make_api_client
 from kitgc.lease import LEASE_NAME, SweepLease
 from kitgc.memory import give_back
 from kitgc.model import ClusterSnapshot, ExecutionResult, Inventory, Plan, Policy, State
-from kitgc.outcome import OUTCOMES, RunSummary, exit_code, summarize
+from kitgc.outcome import OUTCOMES, RunSummary, exit_code, immutable_kept, summarize
 from kitgc.plan import guards
 from kitgc.plan.unowned import looks_shared, unowned_repositories
-from kitgc.present.report import build_report, write_report
+from kitgc.present.report import build_report, counts, write_report
 from kitgc.scope import Scope, full_organizations
 from kitgc.state import StateStore
 from kitgc.stores.base import ImageStore
@@ -66,6 +66,9 @@ class PassResult:
     unowned: tuple[str, ...] = ()  # in-scope repositories with images and no kit this cluster ever saw
     shared_warning: str = ""  # said in the summary when the registry looks shared and nothing protects it
     stopped: str = ""  # why the sweep stopped before its end (SIGTERM, Lease lost): exit 1
+    # The first plan's figures (kitgc.present.report.counts), for the summary of a deleting
+    # run that let go of that plan before its second read and then failed.
+    first_counts: dict[str, int] | None = None
 
 
 @dataclass
@@ -236,7 +239,9 @@ async def _sweep(
         lease.start_renewing()
         stop = Stop(should_stop, lease)
         if out.plan.manifest_deletions or out.plan.kit_deletions:
-            def release() -> None:  # the first plan, once the second read succeeded (see plan_again)
+            def release() -> None:  # the first plan, before the second read (see plan_again)
+                assert out.plan is not None
+                out.first_counts = {**counts(out.plan), "manifests_immutable": immutable_kept(out.plan, None)}
                 out.plan = None
 
             out.cluster, out.plan = await plan_again(reader, planner, out.cluster, log,

@@ -31,20 +31,21 @@ async def plan_again(
     """Read the cluster again just before deleting; plan with the union of both reads.
 
     A second read that fails, or shows an unparsable reference, aborts like the first would.
-    ``release`` is called once the second read is merged and before planning again: the
-    caller drops its first plan there, so that two plans of the whole registry are never
-    held at once (they were most of a deleting run's peak), yet a read that fails still
-    leaves the first plan for the run's summary.
+    ``release`` is called once what the second read must keep is known and before it
+    starts: the caller drops its first plan there (keeping its figures for the summary),
+    so that the first plan is held neither through the second read nor beside the second
+    plan (together they were most of a deleting run's peak).
     """
     keep = Relevance.of(plan, planner.inventory.manifests) if plan is not None else None  # what can change it
     plan = None
+    if release is not None:
+        release()
+    give_back()  # the first plan
     second = await asyncio.to_thread(reader.snapshot, keep, first.references)
     merged = merge_snapshots(first, second)
     del second
     guards.check_references(merged)
-    if release is not None:
-        release()
-    give_back()  # the second read's pages, and the first plan
+    give_back()  # the second read's pages
     plan = planner(merged)
     guards.check_wrong_cluster(plan, merged, allow=allow_empty_cluster)
     log.info("cluster_read_again", references=len(merged.references), references_folded=merged.folded,
