@@ -170,11 +170,15 @@ class Kit:
     base_image: ImageRef | None = None  # status.baseImage
     root_image: ImageRef | None = None  # status.rootImage
     cluster: str = ""  # "" for this cluster; a REFERENCE_KUBECONFIG context for a foreign kit
+    # Last path segment of the repository the operator pushes this kit to: made once, as the
+    # planner's kit indexes (evidence, kits going, building repositories) key by it.
+    repository_name: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Twenty thousand kits say "Ready" and "platform" in a few namespaces, and each kit's
         # name is written again by every Integration that uses it (KitUse): one string each.
         _intern_fields(self, ("namespace", "name", "kit_type", "phase"))
+        object.__setattr__(self, "repository_name", kit_repository_name(self.name))
 
     @property
     def ref(self) -> ObjectRef:
@@ -189,10 +193,6 @@ class Kit:
     def key(self) -> KitKey:
         return KitKey(self.namespace, self.name)
 
-    @property
-    def repository_name(self) -> str:
-        """Last path segment of the repository the operator pushes this kit to."""
-        return kit_repository_name(self.name)
 
 
 @dataclass(frozen=True, slots=True)

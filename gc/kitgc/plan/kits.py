@@ -27,16 +27,21 @@ def kit_key(kit: Kit) -> KitKey:
 class _KitImages:
     """What a kit's own image is: digests (given or resolved), or an unresolved name:tag."""
 
+    # Slotted, with frozensets: one per kit, and two empty sets each were 20 MB at 20,000 kits.
+    __slots__ = ("digests", "unresolved_tags")
+
     def __init__(self, kit: Kit, resolver: TagResolver) -> None:
-        self.digests: set[str] = set()
-        self.unresolved_tags: set[tuple[str, str]] = set()
+        digests: list[str] = []
+        unresolved: list[tuple[str, str]] = []
         for ref in (kit.image, kit.spec_image):
             if ref is None:
                 continue
             found = resolver.digests(ref)
-            self.digests.update(found)
+            digests.extend(found)
             if not found:
-                self.unresolved_tags.add((ref.repository, ref.effective_tag))
+                unresolved.append((ref.repository, ref.effective_tag))
+        self.digests: frozenset[str] = frozenset(digests)
+        self.unresolved_tags: frozenset[tuple[str, str]] = frozenset(unresolved)
 
 
 def _keep_reason(kit: Kit, policy: Policy, now: datetime) -> Reason | None:

@@ -96,12 +96,19 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     protected = protect(manifests, references, staying, resolver, cluster.owners, keeper)
     refused = _refused(manifests, state, now)
     decisions, candidates = _kept(manifests, protected, _problems(inventory), refused)
+    # Working lists are dropped as soon as they are used: the peak of planning 100,000
+    # manifests is at its end, with every decision made, and each of them was megabytes.
+    unprotected = {m.key for m in manifests if m.key not in protected} if remember else set()  # first-seen
+    refused_keys = set(refused)
+    del protected, refused, references, staying
     attachments = Attachments(manifests)  # decided by their image, not on their own
     candidates = [m for m in candidates if m.key not in attachments.bound]
     evidence = Evidence(cluster.kits, state, now)
     eligible = _old_enough(candidates, evidence, policy, now, decisions)
+    del candidates
     _allot(eligible, evidence, policy, now, hold, Going(deleted), decisions, attachments)
-    by_key = {m.key: m for m in manifests}
+    del eligible
+    by_key = {m.key: m for m in manifests} if attachments.bound else {}
     for _ in range(_SETTLE_ROUNDS):  # an image kept as an index child takes its attachments along
         before = _actions(decisions, manifests)
         attachments.follow(decisions, by_key)
@@ -115,7 +122,7 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     # Every manifest observed unreferenced in this run keeps its first-seen time.
     first_seen = {}
     for m in manifests if remember else ():
-        if m.key not in protected:
+        if m.key in unprotected:
             # Interned: a deleting run holds up to three plans, and 100,000 keys are 9 MB each.
             key = sys.intern(state_key(m.repository, m.digest))
             first_seen[key] = min(state.first_seen.get(key, now), evidence.since(m))
@@ -127,7 +134,7 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
         kits=kits,
         state=State(first_seen=first_seen, kits_seen=frozenset(kits_seen),
                     refused={state_key(m.repository, m.digest): state.refused[state_key(m.repository, m.digest)]
-                             for m in manifests if m.key in refused}),
+                             for m in manifests if m.key in refused_keys}),
     )
 
 
