@@ -72,12 +72,13 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     deletes saves its state; at 100,000 manifests a dry run's would be some 15 MB of keys
     built for nothing. Decisions are the same either way.
     """
-    manifests = in_scope_manifests(inventory, policy)
     resolver = resolver if resolver is not None else TagResolver(inventory.manifests)
-    keeper = keeper if keeper is not None else Keeper(policy.keep, inventory.registry, manifests)  # KEEP_IMAGES
     if within is not None:
         within = _with_their_units(within, inventory.units)
-        manifests = [m for m in manifests if m.repository in within]
+    manifests = in_scope_manifests(inventory, policy, within)
+    if keeper is None:  # KEEP_IMAGES, over the whole inventory whatever is decided
+        keeper = Keeper(policy.keep, inventory.registry,
+                        manifests if within is None else in_scope_manifests(inventory, policy))
     references = _foreign_references(cluster)
     hold = _hold_reason(cluster)
 
@@ -256,8 +257,8 @@ def _left_to_its_shard(d: KitDecision, shard: Shard) -> KitDecision:
     return KitDecision(d.kit, Action.KEEP, Reason(ReasonKind.KIT_HELD, message=f"it belongs to {owner}"))
 
 
-def in_scope_manifests(inventory: Inventory, policy: Policy) -> list[Manifest]:
-    """In-scope manifests, one per key, sorted.
+def in_scope_manifests(inventory: Inventory, policy: Policy, within: frozenset[str] | None = None) -> list[Manifest]:
+    """In-scope manifests, one per key, sorted (only those of the ``within`` repositories, if given).
 
     The inventory should hold nothing else, but the planner filters anyway: its scope rule
     is the last line of defence. A manifest listed twice is merged (tags and children
@@ -265,6 +266,8 @@ def in_scope_manifests(inventory: Inventory, policy: Policy) -> list[Manifest]:
     """
     merged: dict[ManifestKey, Manifest] = {}
     for m in inventory.manifests:
+        if within is not None and m.repository not in within:
+            continue
         if not in_scope(m.repository, policy.organizations, policy.kit_repositories):
             continue
         if not policy.shard.owns(m.repository):
