@@ -124,7 +124,7 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     first_seen = {}
     for m in manifests if remember else ():
         if m.key in unprotected:
-            # Interned: a deleting run holds up to three plans, and 100,000 keys are 9 MB each.
+            # Interned: a plan made again (bodies read, a second read) shares these keys with the last.
             key = sys.intern(state_key(m.repository, m.digest))
             first_seen[key] = min(state.first_seen.get(key, now), evidence.since(m))
     # Kits seen are remembered while their repository still holds images (scope, ownership).
