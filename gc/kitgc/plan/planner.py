@@ -99,7 +99,7 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     decisions, candidates = _kept(manifests, protected, _problems(inventory), refused)
     # Working lists are dropped as soon as they are used: the peak of planning 100,000
     # manifests is at its end, with every decision made, and each of them was megabytes.
-    unprotected = {m.key for m in manifests if m.key not in protected} if remember else set()  # first-seen
+    protected_keys = set(protected) if remember else set()  # the first-seen state skips these
     refused_keys = set(refused)
     del protected, refused, references, staying
     attachments = Attachments(manifests)  # decided by their image, not on their own
@@ -123,7 +123,7 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     # Every manifest observed unreferenced in this run keeps its first-seen time.
     first_seen = {}
     for m in manifests if remember else ():
-        if m.key in unprotected:
+        if m.key not in protected_keys:
             # Interned: a plan made again (bodies read, a second read) shares these keys with the last.
             key = sys.intern(state_key(m.repository, m.digest))
             first_seen[key] = min(state.first_seen.get(key, now), evidence.since(m))

@@ -57,8 +57,7 @@ class Planner:
                       in_scope_manifests(self.inventory, self.policy) if self.policy.keep else ())
 
     def __call__(self, cluster: ClusterSnapshot) -> Plan:
-        return make_plan(self.inventory, fresh_kits_building(cluster, self.started), self.policy, self.state,
-                         self.now, resolver=self.resolver, keeper=self.keeper, remember=self.remember)
+        return self._plan(cluster, remember=self.remember)
 
     def deletions_within(self, cluster: ClusterSnapshot, repositories: frozenset[str]) -> frozenset[ManifestKey]:
         """The manifests of ``repositories`` that ``cluster`` would let go: a recheck's answer.
@@ -69,7 +68,9 @@ class Planner:
         manifests take none of it), so the answer is only ever intersected with a whole
         plan's deletions, never executed or saved on its own; hence keys, not a plan.
         """
-        partial = make_plan(self.inventory, fresh_kits_building(cluster, self.started), self.policy, self.state,
-                            self.now, resolver=self.resolver, keeper=self.keeper, within=repositories,
-                            remember=False)
+        partial = self._plan(cluster, within=repositories, remember=False)
         return frozenset(d.manifest.key for d in partial.manifest_deletions)
+
+    def _plan(self, cluster: ClusterSnapshot, *, remember: bool, within: frozenset[str] | None = None) -> Plan:
+        return make_plan(self.inventory, fresh_kits_building(cluster, self.started), self.policy, self.state,
+                         self.now, resolver=self.resolver, keeper=self.keeper, within=within, remember=remember)
