@@ -168,3 +168,37 @@ def test_a_full_earlier_read_leaves_a_later_one_nothing_of_that_image() -> None:
     fold = Folder(before=before)
     assert fold(found(Reference(IMG, pod(7)))).references == [] and fold.folded == 1
     assert before == {IMG: EXAMPLES}, "the earlier tally is read, never written"
+
+
+def test_a_pod_keeps_its_owner_link_only_while_it_holds_something_kept() -> None:
+    from kitgc.cluster.fold import drop_idle_pod_links
+    from kitgc.model import KitUse, UnparsableReference
+
+    integration = ObjectRef("Integration", "orders", "shop")
+    batch = found(Reference(IMG, pod(0)), owners={pod(i): RS for i in range(5)} | {RS: integration})
+    batch.unparsable.append(UnparsableReference("", pod(1), "spec.containers[app].image", "empty"))
+    batch.kit_uses.append(KitUse(pod(2), "shop", "kit-a"))
+    bare = Reference(parse("camel-k-kit-a:1"), pod(3))
+    batch.short.append(bare)
+    drop_idle_pod_links(batch)
+    # pod 4 holds nothing; a ReplicaSet's link is never dropped here (a Pod's chain may pass through it)
+    assert set(batch.owners) == {pod(0), pod(1), pod(2), pod(3), RS}
+
+
+def test_a_later_read_drops_the_owner_links_of_pods_its_relevance_filter_let_go(kube: KubeHandle) -> None:
+    """A deleting run's second and third reads keep only the references that can change the
+    plan; the owner links of the Pods whose references they let go are dropped as each page is
+    read, not held until the read ends (with fold=False nothing prunes them at the end)."""
+    wanted = f"registry.example.com/camel-k/camel-k-{o.kit_name(1)}@{o.digest(1)}"
+    other = f"registry.example.com/camel-k/camel-k-{o.kit_name(2)}@{o.digest(2)}"
+    kube.add(o.replicaset("orders-1", namespace="shop", images={"app": other}))
+    for i in range(40):
+        kube.add(o.pod(f"orders-1-{i}", namespace="shop", images={"app": wanted if i % 10 == 0 else other},
+                       owner=("apps/v1", "ReplicaSet", "orders-1")))
+    client = kube.client()
+    keep = lambda ref: ref.image.digest == o.digest(1)  # noqa: E731
+    snap = ClusterReader(client, page_size=7, sources=(S.PODS,), fold=False).snapshot(keep)
+    holders = {r.source for r in snap.references}
+    assert len(holders) == 4
+    assert {c for c in snap.owners if c.kind == "Pod"} == holders
+    assert all(snap.owners[h] == ObjectRef("ReplicaSet", "orders-1", "shop") for h in holders)

@@ -15,8 +15,9 @@ images protect only while it stays; see :func:`kitgc.plan.planner._foreign_refer
 Owner links are what explain a kept reference (Pod -> ReplicaSet -> Deployment ->
 Integration). Those of the many-object kinds that own nothing a person asks about
 (:data:`LINK_PRUNED_KINDS`: Pods, ReplicaSets, Jobs, ReplicationControllers, Revisions) are
-dropped once no kept reference's chain passes through them: a folded Pod at once, the rest
-when the whole cluster has been read (:func:`prune_owner_links`).
+dropped once no kept reference's chain passes through them: a Pod that keeps no reference
+(folded, or let go by a later read's relevance filter) at once, page by page, the rest when
+the whole cluster has been read (:func:`prune_owner_links`).
 """
 
 from __future__ import annotations
@@ -55,8 +56,6 @@ class Folder:
         if not found.references:
             return found
         kept = []
-        dropped: set[ObjectRef] = set()
-        holding: set[ObjectRef] = set()
         for ref in found.references:
             if ref.source.kind in NEVER_FOLDED:
                 kept.append(ref)
@@ -67,18 +66,30 @@ class Folder:
             if seen < self.examples:
                 self._kept[ref.image] = seen + 1
                 kept.append(ref)
-                holding.add(ref.source)
             else:
                 self.folded += 1
-                dropped.add(ref.source)
         if len(kept) == len(found.references):
             return found
         found.references = kept
-        short_sources = {r.source for r in found.short}  # a bare name may still resolve: keep its chain
-        for source in dropped - holding - short_sources:
-            if source.kind == POD:  # Pods own nothing: no chain can pass through one
-                found.owners.pop(source, None)
+        drop_idle_pod_links(found)
         return found
+
+
+def drop_idle_pod_links(found: Found) -> None:
+    """Drop, in place, the owner links of the Pods in ``found`` that hold nothing it keeps.
+
+    Pods own nothing, so no chain passes through one: a Pod's link explains only its own
+    references, and :func:`prune_owner_links` would drop it once the read ends. Dropped per
+    page, two hundred thousand Pods' links are never held at once: those whose references a
+    later read's relevance filter (:mod:`kitgc.sweep.relevance`) or folding let go. A Pod with
+    a bare name (it may still resolve), a kit use or an unparsable value keeps its link.
+    """
+    held = {r.source for r in found.references}
+    held.update(r.source for r in found.short)
+    held.update(u.user for u in found.kit_uses)
+    held.update(u.source for u in found.unparsable)
+    for child in [c for c in found.owners if c.kind == POD and c not in held]:
+        del found.owners[child]
 
 
 def examples_of(references: Iterable[Reference]) -> dict[ImageRef, int]:

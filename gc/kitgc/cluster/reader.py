@@ -23,7 +23,7 @@ import structlog
 from kitgc.cluster import discovery
 from kitgc.cluster import sources as S
 from kitgc.cluster.extract import Found, extract
-from kitgc.cluster.fold import Folder, examples_of, prune_owner_links
+from kitgc.cluster.fold import Folder, drop_idle_pod_links, examples_of, prune_owner_links
 from kitgc.cluster.found import forget_parsed
 from kitgc.cluster.local_lookup import with_local_lookups
 from kitgc.cluster.projection import decode_page
@@ -286,6 +286,7 @@ class ClusterReader:
                 if keep is not None:
                     short = {id(r) for r in page.short}
                     page.references = [r for r in page.references if id(r) in short or keep(r)]
+                    drop_idle_pod_links(page)
                 # Folded page by page: what the run holds grows with the images, not the Pods.
                 result.found.extend(result.fold(page) if result.fold is not None else page)
                 result.objects += len(items)
