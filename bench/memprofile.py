@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 import time
 import tracemalloc
@@ -90,7 +91,8 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench.memprofile")
     p.add_argument("output")
     p.add_argument("--tracemalloc", action="store_true")
-    p.add_argument("--top", type=int, default=12)
+    p.add_argument("--top", type=int, default=int(os.environ.get("BENCH_PROFILE_TOP", "12")),
+                   help="source lines listed per phase (default: $BENCH_PROFILE_TOP or 12)")
     args = p.parse_args()
     _top = args.top
     if args.tracemalloc:
@@ -102,7 +104,11 @@ def main() -> int:
     _wrap_async(run, "read_everywhere", "cluster read")
     _wrap_async(run, "read_before_deleting", "read before deleting")
     _wrap_async(run, "plan_again", "cluster read again (deleting run)")
-    _wrap_async(run, "execute", "execute")
+    from kitgc import execute
+
+    _wrap_async(execute, "_delete_kits", "execute: delete kits")
+    _wrap_async(execute, "_still_garbage", "execute: read again after deleting kits")
+    _wrap_async(run, "execute", "execute: delete manifests")
     _wrap_planner(run)
     try:
         code = cli.main([])
