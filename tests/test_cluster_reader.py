@@ -366,6 +366,22 @@ def test_list_raw_yields_raw_json_across_pages(kube):
     assert [q.query.get("limit") for q in kube.requests] == ["2", "2", "2"]
 
 
+def test_a_page_body_is_let_go_before_its_items_are_handed_over(kube):
+    """Two bodies per reading thread (the page being extracted and the next one downloading)
+    were a cluster read's largest transient; while the caller holds a page's items, no
+    answer of the API server is alive."""
+    import gc
+
+    from kitgc.kube.http import Response
+
+    kube.add(*(o.pod(f"p{i}", images=["x"]) for i in range(5)))
+    alive = []
+    for _item in reader(kube).list_raw(S.PODS):
+        gc.collect()
+        alive.append(sum(1 for obj in gc.get_objects() if isinstance(obj, Response)))
+    assert alive == [0] * 5
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
