@@ -63,7 +63,9 @@ def recheck(reader: ClusterReader, planner: Planner, merged: ClusterSnapshot, pl
     within = frozenset(d.manifest.repository for d in plan.manifest_deletions) if plan is not None else None
 
     async def again() -> frozenset[ManifestKey]:
+        give_back()  # what deleting kits freed, before the read's threads allocate in their own arena
         third = merge_snapshots(merged, await asyncio.to_thread(reader.snapshot, keep, merged.references))
+        give_back()  # the read's pages
         guards.check_references(third)
         if within is None:
             return frozenset(d.manifest.key for d in planner(third).manifest_deletions)
