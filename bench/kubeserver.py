@@ -173,35 +173,15 @@ class CachingKubeAPI(KubeAPI):
     ``metadata.resourceVersion`` is the one they were first served with, which nothing reads.
     """
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._pages: dict[tuple[str, int, str, str], bytes] = {}
-
-    def deny(self, *args: Any, **kwargs: Any) -> Any:
-        self._pages.clear()
-        return super().deny(*args, **kwargs)
+    def cache_version(self, path: str) -> tuple[str, object]:
+        store = self.store
+        if isinstance(store, GeneratedStore) and (res := store.list_paths.get(path)) is not None:
+            return res.plural, store.versions[res]
+        return super().cache_version(path)
 
     def _serialised(self, method: str, path: str, raw_query: str, query: dict[str, str],
                     raw: bytes) -> tuple[int, bytes]:
-        canonical = urlencode(sorted(query.items()))
-        store = self.store
-        res = store.list_paths.get(path) if method == "GET" and isinstance(store, GeneratedStore) else None
-        if res is None:
-            return super()._serialised(method, path, canonical, query, raw)
-        key = (res.plural, store.versions[res], path, canonical)
-        if (payload := self._pages.get(key)) is not None:
-            return 200, payload
-        try:
-            code, result = self.answer(method, path, query, None)
-        except ApiError as err:
-            code, result = err.code, err.status()
-        payload = json.dumps(result, separators=(",", ":")).encode()
-        if code == 200:
-            with self._lock:
-                for stale in [k for k in self._pages if k[0] == key[0] and k[1] != key[1]]:
-                    del self._pages[stale]
-                self._pages[key] = payload
-        return code, payload
+        return super()._serialised(method, path, urlencode(sorted(query.items())), query, raw)
 
 
 def build_api(scale: str) -> tuple[KubeAPI, int]:

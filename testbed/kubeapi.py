@@ -110,7 +110,7 @@ class KubeAPI(LoopbackService):
         for obj in self.objects:
             self.store.add(obj)
         self._lock = threading.Lock()
-        self._cache: dict[tuple[str, str, str], bytes] = {}
+        self._cache: dict[tuple[str, object, str, str], bytes] = {}
         self._reviews: list[dict[str, Any]] = []
 
     # --- control (start, stop, url: LoopbackService) ------------------------------------------
@@ -195,9 +195,15 @@ class KubeAPI(LoopbackService):
         with self._lock:
             self.log.append(Request(method, path, query, time.time(), status))
 
+    def cache_version(self, path: str) -> tuple[str, object]:
+        """What a cached answer for ``path`` was made from: a scope and its version. Here one
+        scope, the whole store, whose resourceVersion any write changes."""
+        return "", self.store.rv
+
     def _serialised(self, method: str, path: str, raw_query: str, query: dict[str, str],
                     raw: bytes) -> tuple[int, bytes]:
-        key = (self.store.rv, path, raw_query)
+        scope, version = self.cache_version(path)
+        key = (scope, version, path, raw_query)
         if self.cache_reads and method == "GET" and key in self._cache:
             return 200, self._cache[key]
         try:
@@ -210,8 +216,8 @@ class KubeAPI(LoopbackService):
         payload = json.dumps(result, separators=(",", ":")).encode()
         if self.cache_reads and method == "GET" and code == 200:
             with self._lock:
-                if any(k[0] != key[0] for k in self._cache):  # the store changed: start afresh
-                    self._cache.clear()
+                for stale in [k for k in self._cache if k[0] == scope and k[1] != version]:
+                    del self._cache[stale]  # what the answers of this scope were made from changed
                 self._cache[key] = payload
         return code, payload
 
