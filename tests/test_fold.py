@@ -171,7 +171,7 @@ def test_a_full_earlier_read_leaves_a_later_one_nothing_of_that_image() -> None:
 
 
 def test_a_pod_keeps_its_owner_link_only_while_it_holds_something_kept() -> None:
-    from kitgc.cluster.fold import drop_idle_pod_links
+    from kitgc.cluster.fold import drop_idle_links
     from kitgc.model import KitUse, UnparsableReference
 
     integration = ObjectRef("Integration", "orders", "shop")
@@ -180,7 +180,7 @@ def test_a_pod_keeps_its_owner_link_only_while_it_holds_something_kept() -> None
     batch.kit_uses.append(KitUse(pod(2), "shop", "kit-a"))
     bare = Reference(parse("camel-k-kit-a:1"), pod(3))
     batch.short.append(bare)
-    drop_idle_pod_links(batch)
+    drop_idle_links(batch)
     # pod 4 holds nothing; a ReplicaSet's link is never dropped here (a Pod's chain may pass through it)
     assert set(batch.owners) == {pod(0), pod(1), pod(2), pod(3), RS}
 

@@ -4,7 +4,7 @@ remembering index children, and reading the cluster again before and after delet
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from types import SimpleNamespace
@@ -173,7 +173,7 @@ class Reader:
         self.snapshots = list(snapshots)
 
     def snapshot(self, keep: Callable[[Reference], bool] | None = None,
-                 before: Sequence[Reference] = ()) -> ClusterSnapshot:
+                 before: ClusterSnapshot | None = None) -> ClusterSnapshot:
         """The next one, with only the references ``keep`` accepts, as ClusterReader does."""
         snap = self.snapshots.pop(0)
         return snap if keep is None else replace(snap, references=tuple(r for r in snap.references if keep(r)))
@@ -229,7 +229,7 @@ async def test_plan_again_lets_go_of_the_first_plan_before_the_second_read() -> 
 
     class Reading(Reader):
         def snapshot(self, keep: Callable[[Reference], bool] | None = None,
-                     before: Sequence[Reference] = ()) -> ClusterSnapshot:
+                     before: ClusterSnapshot | None = None) -> ClusterSnapshot:
             events.append("read")
             return super().snapshot(keep, before)
 

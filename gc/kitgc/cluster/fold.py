@@ -33,6 +33,7 @@ from kitgc.plan.reasons import MAX_CHAIN  # the owners a reason follows above it
 
 EXAMPLES = 3  # references kept per image, as evidence; the rest are counted
 POD = kind_name(S.PODS.kind, S.PODS.group)
+PODS_ONLY = frozenset({POD})
 NEVER_FOLDED = frozenset({"IntegrationKit", *KIT_OWNED_KINDS})
 LINK_PRUNED_KINDS = frozenset(
     kind_name(s.kind, s.group)
@@ -71,24 +72,26 @@ class Folder:
         if len(kept) == len(found.references):
             return found
         found.references = kept
-        drop_idle_pod_links(found)
+        drop_idle_links(found)
         return found
 
 
-def drop_idle_pod_links(found: Found) -> None:
-    """Drop, in place, the owner links of the Pods in ``found`` that hold nothing it keeps.
+def drop_idle_links(found: Found, kinds: frozenset[str] = PODS_ONLY) -> None:
+    """Drop, in place, the owner links of the ``kinds`` objects in ``found`` that hold nothing it keeps.
 
     Pods own nothing, so no chain passes through one: a Pod's link explains only its own
     references, and :func:`prune_owner_links` would drop it once the read ends. Dropped per
-    page, two hundred thousand Pods' links are never held at once: those whose references a
-    later read's relevance filter (:mod:`kitgc.sweep.relevance`) or folding let go. A Pod with
-    a bare name (it may still resolve), a kit use or an unparsable value keeps its link.
+    page, two hundred thousand Pods' links are never held at once: those whose references
+    folding or a later read's relevance filter (:mod:`kitgc.sweep.relevance`) let go. A Pod
+    with a bare name (it may still resolve), a kit use or an unparsable value keeps its link.
+    A later read drops the idle links of every :data:`LINK_PRUNED_KINDS` kind this way
+    (:mod:`kitgc.cluster.later` says what that costs).
     """
     held = {r.source for r in found.references}
     held.update(r.source for r in found.short)
     held.update(u.user for u in found.kit_uses)
     held.update(u.source for u in found.unparsable)
-    for child in [c for c in found.owners if c.kind == POD and c not in held]:
+    for child in [c for c in found.owners if c.kind in kinds and c not in held]:
         del found.owners[child]
 
 

@@ -11,7 +11,7 @@ Pipes, KameletBindings, OpenShift's) may be absent, and only when API discovery 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,12 +23,12 @@ import structlog
 from kitgc.cluster import discovery
 from kitgc.cluster import sources as S
 from kitgc.cluster.extract import Found, extract
-from kitgc.cluster.fold import Folder, drop_idle_pod_links, examples_of, prune_owner_links
+from kitgc.cluster.fold import Folder, drop_idle_links, prune_owner_links
 from kitgc.cluster.found import forget_parsed
+from kitgc.cluster.later import Earlier
 from kitgc.cluster.local_lookup import with_local_lookups
 from kitgc.cluster.projection import decode_page
 from kitgc.errors import KubernetesError, SourceUnavailable
-from kitgc.imageref import ImageRef
 from kitgc.kube.http import KubeHttp, Response, TransportError
 from kitgc.model import ClusterSnapshot, ObjectRef, Reference
 
@@ -213,14 +213,15 @@ class ClusterReader:
     # --- snapshot ----------------------------------------------------------------------
 
     def snapshot(self, keep: Callable[[Reference], bool] | None = None,
-                 before: Sequence[Reference] = ()) -> ClusterSnapshot:
+                 before: ClusterSnapshot | None = None) -> ClusterSnapshot:
         """Every reference in the cluster, or :class:`SourceUnavailable` naming what failed.
 
         ``keep``: only the references it accepts are kept, as each page is read (a deleting
         run's later reads, :mod:`kitgc.sweep.relevance`); bare names, which may resolve to
         something else later, kits, kit uses and unparsable values are always kept.
-        ``before``: the references of an earlier read this one will be merged with; an image
-        they already name gets no more examples here (:mod:`kitgc.cluster.fold`).
+        ``before``: an earlier read this one will be merged with; an image it already names
+        gets no more examples here (:mod:`kitgc.cluster.fold`), and with ``keep`` what the
+        merge would drop is dropped page by page (:mod:`kitgc.cluster.later`).
         """
         now = datetime.now(UTC)
         todo = []
@@ -232,7 +233,7 @@ class ClusterReader:
                 continue
             todo.append(source)
         stop = threading.Event()
-        earlier = examples_of(before) if self.fold and before else None
+        earlier = Earlier.of(before) if before is not None else None
         with ThreadPoolExecutor(max_workers=min(self.workers, max(1, len(todo)))) as pool:
             futures = [pool.submit(self._read_source, s, now, stop, keep, earlier) for s in todo]
             outcomes: list[_SourceResult | BaseException] = []
@@ -247,7 +248,8 @@ class ClusterReader:
             raise errors[0]  # the first failing source in table order
 
         total = Found()
-        across = Folder(before=earlier) if self.fold else None  # the examples per image, over all sources
+        examples = earlier.examples if earlier is not None else None
+        across = Folder(before=examples) if self.fold else None  # the examples per image, over all sources
         integrations = objects = folded = 0
         for source, result in zip(todo, outcomes, strict=True):
             assert isinstance(result, _SourceResult)
@@ -275,9 +277,11 @@ class ClusterReader:
 
     def _read_source(self, source: S.Source, now: datetime, stop: threading.Event,
                      keep: Callable[[Reference], bool] | None = None,
-                     earlier: Mapping[ImageRef, int] | None = None) -> _SourceResult:
+                     earlier: Earlier | None = None) -> _SourceResult:
+        examples = earlier.examples if earlier is not None else None
+
         def fresh() -> _SourceResult:
-            return _SourceResult(fold=Folder(before=earlier) if self.fold else None)
+            return _SourceResult(fold=Folder(before=examples) if self.fold else None)
 
         result, current = fresh(), 0
         try:
@@ -290,7 +294,10 @@ class ClusterReader:
                 if keep is not None:
                     short = {id(r) for r in page.short}
                     page.references = [r for r in page.references if id(r) in short or keep(r)]
-                    drop_idle_pod_links(page)
+                    if earlier is not None:
+                        earlier.drop_known(page)  # what the merge with it would drop anyway
+                    else:
+                        drop_idle_links(page)
                 # Folded page by page: what the run holds grows with the images, not the Pods.
                 result.found.extend(result.fold(page) if result.fold is not None else page)
                 result.objects += len(items)

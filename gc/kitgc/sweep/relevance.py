@@ -11,8 +11,9 @@ any repository, on any host: see :mod:`kitgc.plan.protect`) or a tag, in any rep
 the inventory, that points at that digest now (a digest is protected wherever it is found).
 Every other reference of the new read is dropped as it is read, so the second and third
 reads hold a few thousand references instead of a second cluster. Kits, kit uses and
-unparsable values are always kept whole: a new kit or an Integration adopting one changes
-decisions in ways no image names.
+unparsable values are always kept: a new kit or an Integration adopting one changes
+decisions in ways no image names (those equal to what the earlier read holds are dropped
+all the same, as the merge would: :mod:`kitgc.cluster.later`).
 """
 
 from __future__ import annotations

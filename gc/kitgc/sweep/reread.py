@@ -41,7 +41,7 @@ async def plan_again(
     if release is not None:
         release()
     give_back()  # the first plan
-    second = await asyncio.to_thread(reader.snapshot, keep, first.references)
+    second = await asyncio.to_thread(reader.snapshot, keep, first)
     merged = merge_snapshots(first, second)
     del second
     guards.check_references(merged)
@@ -64,7 +64,7 @@ def recheck(reader: ClusterReader, planner: Planner, merged: ClusterSnapshot, pl
 
     async def again() -> frozenset[ManifestKey]:
         give_back()  # what deleting kits freed, before the read's threads allocate in their own arena
-        third = merge_snapshots(merged, await asyncio.to_thread(reader.snapshot, keep, merged.references))
+        third = merge_snapshots(merged, await asyncio.to_thread(reader.snapshot, keep, merged))
         give_back()  # the read's pages
         guards.check_references(third)
         if within is None:
