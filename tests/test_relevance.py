@@ -4,6 +4,7 @@ and planning with those gives exactly the plan that keeping every reference give
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,7 +17,7 @@ from kitgc.model import Action, ClusterSnapshot, ObjectRef, Reference
 from kitgc.sweep.relevance import Relevance
 from testbed import objects as o
 from testbed.kube_fixtures import KubeHandle
-from testbed.planfactory import HOST, World, plan_inputs
+from testbed.planfactory import HOST, World, cluster, image, inventory, kit, manifest, plan_inputs, policy, repo, run
 
 
 @st.composite
@@ -52,6 +53,22 @@ def test_a_second_read_filtered_by_relevance_plans_exactly_like_the_whole_second
     whole = merge_snapshots(world.cluster, read)
     filtered = merge_snapshots(world.cluster, replace(read, references=tuple(r for r in second if keep(r))))
     assert _deletions(world, filtered) == _deletions(world, whole)
+
+
+def test_a_bare_digest_of_the_image_a_deleted_kit_names_by_tag_is_relevant() -> None:
+    """Found by the property above: a kit whose status names its image by tag is in use when a
+    Pod's imageID names the digest that tag points at (a bare digest, no repository). The
+    filter matched only the kit's repository and its digest when written, and let that
+    reference go, so the filtered read deleted a kit the whole read kept."""
+    m = manifest(repo("kit-a"), 1, "latest")
+    k = kit(image=image(repo("kit-a"), tag="latest"))
+    building = kit(namespace="other-ns", phase="Build Running")  # keeps the repository's images
+    first = run(inventory(m), cluster(kits=[k, building]), policy(min_age=timedelta(0)))
+    assert [d.kit for d in first.kit_deletions] == [k]
+    assert [(d.action, d.referenced) for d in first.manifests] == [(Action.KEEP, True)]
+    keep = Relevance.of(first, [m])
+    assert keep(Reference(digest_only(m.digest), ObjectRef("Pod", "new-0", "shop")))
+    assert not keep(Reference(digest_only("sha256:" + "f" * 64), ObjectRef("Pod", "new-0", "shop")))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
