@@ -147,11 +147,11 @@ def parse(text: str) -> ImageRef:
         raise InvalidReference(f"invalid image reference {text!r}: name longer than {_NAME_MAX} characters")
     # Interned: a cluster names the same few hosts and a few thousand repositories hundreds of
     # thousands of times, and every parse would otherwise hold its own copies (31 MB of
-    # ImageRefs at 100,000 manifests, a fifth of them host strings); a digest is then one
-    # string with the inventory's (kitgc.model.Manifest interns those too).
+    # ImageRefs at 100,000 manifests, a fifth of them host strings). Digests are not: one per
+    # image, each parsed once per read (kitgc.cluster.found caches parses), and an interned
+    # string costs an entry in a table the interpreter never shrinks (see kitgc.model.Manifest).
     return ImageRef(registry=sys.intern(registry), repository=sys.intern(path),
-                    tag=sys.intern(tag) if tag is not None else None,
-                    digest=sys.intern(digest) if digest is not None else None)
+                    tag=sys.intern(tag) if tag is not None else None, digest=digest)
 
 
 def _normalise_host(domain: str) -> str:

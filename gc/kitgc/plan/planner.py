@@ -19,7 +19,6 @@ tag listed twice protects both digests, a reference whose host differs still pro
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -124,8 +123,7 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     first_seen = {}
     for m in manifests if remember else ():
         if m.key not in protected_keys:
-            # Interned: a plan made again (bodies read, a second read) shares these keys with the last.
-            key = sys.intern(state_key(m.repository, m.digest))
+            key = state_key(m.repository, m.digest)
             first_seen[key] = min(state.first_seen.get(key, now), evidence.since(m))
     # Kits seen are remembered while their repository still holds images (scope, ownership).
     holding = {last_segment(m.repository) for m in manifests if decisions[m.key].action is not Action.DELETE}
