@@ -84,6 +84,13 @@ def _wrap_planner(run_module: Any) -> None:
         return result
 
     planner_class.__call__ = call
+    within = planner_class.deletions_within
+
+    def deletions_within(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _record("execute: the recheck's read")  # the read after deleting kits, until its plan
+        return within(self, *args, **kwargs)
+
+    planner_class.deletions_within = deletions_within
 
 
 def main() -> int:
@@ -107,7 +114,7 @@ def main() -> int:
     from kitgc import execute
 
     _wrap_async(execute, "_delete_kits", "execute: delete kits")
-    _wrap_async(execute, "_still_garbage", "execute: read again after deleting kits")
+    _wrap_async(execute, "_still_garbage", "execute: the recheck's plan (read again after deleting kits)")
     _wrap_async(run, "execute", "execute: delete manifests")
     _wrap_planner(run)
     try:

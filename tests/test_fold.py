@@ -154,7 +154,7 @@ def test_a_later_read_adds_no_example_of_an_image_an_earlier_read_already_names(
     the kits' own holders, never folded)."""
     earlier = [Reference(IMG, pod(0))]
     kit = ObjectRef("IntegrationKit", "kit-a", "shop")
-    fold = Folder(examples=EXAMPLES, before=examples_of([*earlier, Reference(OTHER, kit)]))
+    fold = Folder(examples=3, before=examples_of([*earlier, Reference(OTHER, kit)]))
     out = fold(found(*(Reference(IMG, pod(i)) for i in range(1, 6)), Reference(OTHER, pod(9)),
                      Reference(IMG, kit)))
     kept = [(r.image, r.source) for r in out.references]

@@ -31,7 +31,11 @@ from kitgc.imageref import ImageRef
 from kitgc.model import ObjectRef, Reference
 from kitgc.plan.reasons import MAX_CHAIN  # the owners a reason follows above its subject
 
-EXAMPLES = 3  # references kept per image, as evidence; the rest are counted
+# References kept per image, as evidence; the rest are counted. One: read first, a Pod's,
+# with its owner chain (ReplicaSet, Deployment, Integration) it explains the whole chain,
+# and at 16x today's bench scene each further example was some 15 MB of a deleting run's
+# sweep (its reference, its object's name and owner links), for a reason that names more.
+EXAMPLES = 1
 POD = kind_name(S.PODS.kind, S.PODS.group)
 PODS_ONLY = frozenset({POD})
 NEVER_FOLDED = frozenset({"IntegrationKit", *KIT_OWNED_KINDS})
