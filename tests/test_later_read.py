@@ -55,6 +55,18 @@ def test_a_later_page_drops_kits_uses_and_links_the_earlier_read_holds_and_keeps
     assert page.owners == {pod(1): rs2}
 
 
+def test_a_later_page_drops_a_kits_own_reference_read_again_unchanged() -> None:
+    """Every other kind's references are folded against the earlier read's examples; a kit's
+    own are never folded, so one read again equal is dropped here (the union would)."""
+    kit_ref = ObjectRef("IntegrationKit", "kit-a", "camel-k")
+    same, moved = Reference(IMG, kit_ref, "status.image"), Reference(IMG, kit_ref, "status.baseImage")
+    bare = Reference(parse("camel-k-kit-a:1"), kit_ref, "status.image")
+    earlier = Earlier.of(cluster([same, bare]))
+    page = Found(references=[same, moved, bare], short=[bare])
+    earlier.drop_known(page)
+    assert page.references == [moved, bare]
+
+
 def test_a_later_read_keeps_the_link_of_a_replicaset_that_holds_a_kept_reference() -> None:
     earlier = Earlier.of(cluster())
     page = Found(references=[Reference(IMG, RS)], owners={RS: DEP, ObjectRef("Job", "j", "shop"): DEP})
@@ -92,7 +104,9 @@ def test_dropping_what_the_merge_would_drop_changes_neither_the_merge_nor_a_deci
                   else st.just([]))
     extra = data.draw(st.lists(st.builds(Reference, st.sampled_from([r.image for r in later_world.cluster.references]
                                                                     or [IMG]), objects), max_size=4))
-    later = Found(references=[*later_world.cluster.references, *extra],
+    refs_again = (st.lists(st.sampled_from(world.cluster.references), unique=True) if world.cluster.references
+                  else st.just([]))
+    later = Found(references=[*data.draw(refs_again), *later_world.cluster.references, *extra],
                   kits=[*data.draw(again), *later_world.cluster.kits],
                   kit_uses=[*data.draw(uses_again), *later_world.cluster.kit_uses],
                   owners=data.draw(links))
@@ -159,3 +173,31 @@ def test_a_merge_that_adds_nothing_hands_back_the_first_snapshots_own_containers
     grown = merge_snapshots(first, cluster(owners={pod(1): RS, RS: ObjectRef("Deployment", "x", "shop")}))
     assert grown.owners == {pod(0): RS, RS: DEP, pod(1): RS}
     assert first.owners == {pod(0): RS, RS: DEP}, "the first snapshot's map is never written"
+
+
+def test_a_later_read_lists_two_sources_at_a_time(kube: KubeHandle) -> None:
+    """A later read holds its pages beside the plan being carried out, where a deleting run
+    peaks: it reads two sources at once, where the first read reads four."""
+    import threading
+    import time
+
+    lock, now, most = threading.Lock(), [0], [0]
+
+    def slow(method: str, path: str, query: dict[str, str]) -> None:
+        if method != "GET" or "limit" not in query:
+            return
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.2)
+        with lock:
+            now[0] -= 1
+
+    kube.api.on_request(slow)
+    sources = (S.PODS, S.DEPLOYMENTS, S.REPLICASETS, S.INTEGRATIONS, S.INTEGRATION_KITS)
+    reader = ClusterReader(kube.client(), sources=sources)
+    first = reader.snapshot()
+    assert most[0] > 2, "the first read lists more at once (four readers)"
+    most[0] = 0
+    reader.snapshot(Relevance(frozenset(), frozenset()), first)
+    assert most[0] == 2

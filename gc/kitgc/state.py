@@ -124,7 +124,7 @@ def _by_repository(keys: list[str], times: Mapping[str, datetime]) -> Iterator[t
             gathered.setdefault(repo, {})[digest] = _to_epoch(times[key])
         yield from gathered.items()
         return
-    current, digests = "", {}
+    current, digests = "", dict[str, int]()
     for key in ordered:
         repo, _, digest = key.partition("@")
         if repo != current and digests:

@@ -37,6 +37,7 @@ log = structlog.get_logger("kitgc.cluster")
 # An API server whose continue tokens never end must not hold a run forever: no real list
 # has this many pages (100,000 pages of KUBE_PAGE_SIZE=500 are 50 million objects).
 MAX_PAGES = 100_000
+LATER_READ_WORKERS = 2  # sources read at once by a read that will be merged with an earlier one
 
 
 class _Cancelled(Exception):
@@ -234,7 +235,11 @@ class ClusterReader:
             todo.append(source)
         stop = threading.Event()
         earlier = Earlier.of(before) if before is not None else None
-        with ThreadPoolExecutor(max_workers=min(self.workers, max(1, len(todo)))) as pool:
+        # A later read holds its pages beside the plan being carried out, where a deleting
+        # run peaks: two at a time there. The Pods alone take one reader as long as every
+        # other source together takes the other, so the read takes no longer for it.
+        workers = self.workers if earlier is None else min(self.workers, LATER_READ_WORKERS)
+        with ThreadPoolExecutor(max_workers=min(workers, max(1, len(todo)))) as pool:
             futures = [pool.submit(self._read_source, s, now, stop, keep, earlier) for s in todo]
             outcomes: list[_SourceResult | BaseException] = []
             for fut in futures:
