@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from kitgc.identity import KitKey, last_segment
 from kitgc.imageref import ImageRef
@@ -122,6 +123,29 @@ def decide_kits(
     return tuple(decisions[kit] for key in sorted(groups) for kit in groups[key])
 
 
+_Named = tuple[ObjectRef, str] | dict[ObjectRef, str]  # (holder, field), or holder -> field
+
+
+def _name(index: dict[Any, _Named], key: Any, holder: ObjectRef, field: str) -> None:
+    """Record that ``holder`` names ``key`` in ``field`` (the first field it was seen in stays)."""
+    found = index.get(key)
+    if found is None:
+        index[key] = (holder, field)
+    elif isinstance(found, tuple):
+        if found[0] != holder:
+            index[key] = {found[0]: found[1], holder: field}
+    else:
+        found.setdefault(holder, field)
+
+
+def _holders_into(out: dict[ObjectRef, str], named: _Named | None) -> None:
+    """``out.update`` with what :func:`_name` recorded, whichever form it took."""
+    if isinstance(named, tuple):
+        out[named[0]] = named[1]
+    elif named:
+        out.update(named)
+
+
 class _Holders:
     """Who uses each kit (Integrations) and who names each image (workloads), as subjects."""
 
@@ -140,13 +164,15 @@ class _Holders:
                 if isinstance(found, ObjectRef):
                     found = self.users[key] = {found: ""}
                 found.setdefault(use.user, "")
-        self.by_digest: dict[str, dict[ObjectRef, str]] = defaultdict(dict)
-        self.by_tag: dict[tuple[str, str], dict[ObjectRef, str]] = defaultdict(dict)
+        # Who names each digest and each tag: its one holder as a pair, a dict only when
+        # several (a dict per digest was some 10 MB of every plan at 50,000 images).
+        self.by_digest: dict[str, _Named] = {}
+        self.by_tag: dict[tuple[str, str], _Named] = {}
         for ref in references:
             for digest in resolver.digests(ref.image):
-                self.by_digest[digest].setdefault(ref.source, ref.field)
+                _name(self.by_digest, digest, ref.source, ref.field)
             if not ref.image.by_digest:
-                self.by_tag[(ref.image.repository, ref.image.effective_tag)].setdefault(ref.source, ref.field)
+                _name(self.by_tag, (ref.image.repository, ref.image.effective_tag), ref.source, ref.field)
 
     def reason(self, key: KitKey, images: _KitImages) -> Reason | None:
         """Why the kit is in use: an Integration uses it, or a workload names its image."""
@@ -155,9 +181,9 @@ class _Holders:
             return Reason(ReasonKind.USED, self._sorted(users if isinstance(users, dict) else {users: ""}))
         sources: dict[ObjectRef, str] = {}
         for d in images.digests:
-            sources.update(self.by_digest.get(d, {}))
+            _holders_into(sources, self.by_digest.get(d))
         for t in images.unresolved_tags:
-            sources.update(self.by_tag.get(t, {}))
+            _holders_into(sources, self.by_tag.get(t))
         return Reason(ReasonKind.IMAGE_REFERENCED, self._sorted(sources)) if sources else None
 
     def _sorted(self, found: dict[ObjectRef, str]) -> tuple[Subject, ...]:
