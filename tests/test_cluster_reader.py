@@ -338,9 +338,17 @@ def test_bare_names_resolve_through_local_image_streams_in_the_snapshot(kube):
     stream = "camel-k-" + o.kit_name(1)
     kube.add(openshift.image_stream(stream, "shop"), openshift.image_stream("web", "shop", lookup_local=False),
              o.pod("p", "shop", images={"app": f"{stream}:7", "web": "web:1"}),
-             o.pod("q", "elsewhere", images={"app": f"{stream}:7"}))
-    snap = reader(kube).snapshot()
-    assert sorted((ref.source.name, str(ref.image), ref.field) for ref in snap.references) == sorted([
+             o.pod("q", "elsewhere", images={"app": f"{stream}:7"}),
+             openshift.image_stream(stream, "other"), o.pod("r", "other", images={"app": f"{stream}:7"}))
+    # Folded (one example per image as written), each namespace's bare name still resolves
+    # through its own namespace's stream: bare names are resolved from all of them, never folded.
+    folded = reader(kube).snapshot()
+    resolved = {(ref.source.name, str(ref.image)) for ref in folded.references if "lookupPolicy.local" in ref.field}
+    assert resolved == {("p", f"{openshift.REGISTRY_HOST}/shop/{stream}:7"),
+                        ("r", f"{openshift.REGISTRY_HOST}/other/{stream}:7")}
+    snap = reader(kube, fold=False).snapshot()
+    assert sorted((ref.source.name, str(ref.image), ref.field) for ref in snap.references
+                  if ref.source.name != "r") == sorted([
         ("p", f"docker.io/library/{stream}:7", "spec.containers[app].image"),
         ("p", f"{openshift.REGISTRY_HOST}/shop/{stream}:7",
          f"spec.containers[app].image (ImageStream {stream}, lookupPolicy.local)"),
