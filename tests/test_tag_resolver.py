@@ -3,6 +3,9 @@ tag to save memory at 100,000 tags; these tests keep it answering as a set of di
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from kitgc.plan.protect import TagResolver
 from testbed.planfactory import digest, image, manifest
 
@@ -26,3 +29,23 @@ def test_a_digest_stands_for_itself_and_an_unknown_tag_for_nothing() -> None:
     assert resolver.digests(image(A, 9, tag="1")) == (digest(9),)
     assert resolver.digests(image(A, tag="2")) == ()
     assert resolver.digests(image(B, tag="1")) == ()
+
+
+def test_a_tag_several_repositories_share_stands_in_each_for_that_repository_s_own_digests() -> None:
+    resolver = TagResolver([manifest(A, 1, "latest"), manifest(B, 2, "latest"), manifest(B, 3, "latest"),
+                            manifest(A, 1, "latest")])
+    assert resolver.digests(image(A)) == (digest(1),)
+    assert resolver.digests(image(B)) == tuple(sorted({digest(2), digest(3)}))
+    assert resolver.digests(image("camel-k/camel-k-kit-c")) == ()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([A, B, "other/app"]), st.integers(0, 4),
+                          st.lists(st.sampled_from(["1", "2", "latest"]), max_size=3)), max_size=12),
+       st.sampled_from([A, B, "other/app", "camel-k/camel-k-kit-c"]), st.sampled_from(["1", "2", "latest", "9"]))
+def test_a_tag_stands_for_exactly_the_digests_its_repository_lists_it_on(
+        listed: list[tuple[str, int, list[str]]], repository: str, tag: str) -> None:
+    """Against the plainest model: the set of digests that list ``tag`` in ``repository``."""
+    resolver = TagResolver([manifest(r, label, *tags) for r, label, tags in listed])
+    expected = sorted({digest(label) for r, label, tags in listed if r == repository and tag in tags})
+    assert list(resolver.digests(image(repository, tag=tag))) == expected
