@@ -74,3 +74,23 @@ def test_a_variant_measured_later_joins_its_scenes_row(tmp_path: Path) -> None:
     table = render(load(files))
     assert table.count("| 16x |") == 1
     assert "| 400.0 | 200.0 | 250 | 420.0 (HEAD) | - | 150.0 / 80.0 |" in table
+
+
+def test_kitgc_is_shown_against_the_floor_and_the_floor_and_deleting_run_grow_per_unit_of_scene(
+        tmp_path: Path) -> None:
+    """A registry that slows as it grows makes kitgc grow faster than the scene; the floor's own
+    growth beside it says how much of that is the registry's, and the deleting run grows too."""
+    small = _result("1", 6_000, 20.0, 10.0, 100.0, floor_head=25.0)
+    big = _result("4", 24_000, 120.0, 40.0, 150.0, floor_head=150.0)
+    for r, (wall, rss) in ((small, (30.0, 120.0)), (big, (240.0, 240.0))):
+        r["enforce"] = {"network": "loopback", "wall": wall, "rss_mb": rss, "manifests_deleted": 500}
+    files = [tmp_path / "results-scale-1.json", tmp_path / "results-scale-4.json"]
+    for f, r in zip(files, (small, big), strict=True):
+        f.write_text(json.dumps(r))
+    got = rows(load(files))
+    assert got[1]["wall_growth"] == 1.5 and got[1]["floor_growth"] == 1.5  # both 6x for a 4x scene
+    assert (got[0]["over_floor"], got[1]["over_floor"]) == (0.8, 0.8)
+    assert got[1]["deleting_growth"] == (2.0, 0.5)
+    table = render(load(files))
+    assert "| 1.50 / 1.00 / 0.38 | 0.80 | 1.50; 2.00 / 0.50 |" in table
+    assert "| 1.00 / 1.00 / 1.00 | 0.80 | 1.00; 1.00 / 1.00 |" in table
