@@ -29,6 +29,7 @@ from kitgc.identity import KitKey, ManifestKey, last_segment
 from kitgc.model import (
     Action,
     ClusterSnapshot,
+    FirstSeen,
     Inventory,
     KitDecision,
     Manifest,
@@ -120,18 +121,15 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     # The best evidence is carried over, not only the first sighting: a manifest deferred by
     # MAX_DELETIONS whose kit is deleted in this run must not start its grace period anew.
     # Every manifest observed unreferenced in this run keeps its first-seen time.
-    first_seen = {}
-    for m in manifests if remember else ():
-        if m.key not in protected_keys:
-            key = state_key(m.repository, m.digest)
-            first_seen[key] = min(state.first_seen.get(key, now), evidence.since(m))
+    first_seen = [(m, min(state.first_seen.get(state_key(m.repository, m.digest), now), evidence.since(m)))
+                  for m in (manifests if remember else ()) if m.key not in protected_keys]
     # Kits seen are remembered while their repository still holds images (scope, ownership).
     holding = {last_segment(m.repository) for m in manifests if decisions[m.key].action is not Action.DELETE}
     kits_seen = (state.kits_seen | {k.repository_name for k in cluster.kits}) & holding
     return Plan(
         manifests=tuple(decisions[m.key] for m in manifests),
         kits=kits,
-        state=State(first_seen=first_seen, kits_seen=frozenset(kits_seen),
+        state=State(first_seen=FirstSeen(first_seen), kits_seen=frozenset(kits_seen),
                     refused={state_key(m.repository, m.digest): state.refused[state_key(m.repository, m.digest)]
                              for m in manifests if m.key in refused_keys}),
     )
