@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import weakref
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
@@ -21,14 +22,27 @@ from testbed import images, objects
 from testbed.kube_fixtures import KubeHandle
 from testbed.registry_server import RegistryServer
 
+# Worlds of the running test, whose registry clients close_worlds() closes after it (a client
+# left to the garbage collector warns of its unclosed socket in whichever test comes next).
+_OPEN: weakref.WeakSet[World] = weakref.WeakSet()
 
-@dataclass
+
+def close_worlds() -> None:
+    for world in list(_OPEN):
+        world.http.close()
+    _OPEN.clear()
+
+
+@dataclass(eq=False)
 class World:
     registry: RegistryServer
     kube: KubeHandle
     org: str
     env: dict[str, str] = field(default_factory=dict)
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
+
+    def __post_init__(self) -> None:
+        _OPEN.add(self)
 
     # --- registry ---------------------------------------------------------------------
     def repo(self, kit: str) -> str:

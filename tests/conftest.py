@@ -31,3 +31,12 @@ def _isolated_logging() -> Iterator[None]:
     root.setLevel(level)
     sys.excepthook = hook
     logging.captureWarnings(False)
+
+
+@pytest.fixture(autouse=True)
+def _worlds_closed() -> Iterator[None]:
+    """A test's Worlds close their registry clients when it ends."""
+    yield
+    from testbed.world import close_worlds  # here: imported at the top, it would import the
+    # fixture plugins it uses before pytest can rewrite their assertions
+    close_worlds()
