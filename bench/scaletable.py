@@ -41,9 +41,14 @@ def load(paths: Iterable[Path]) -> list[dict[str, Any]]:
 def rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (scale, network) where kitgc ran, with growth against the first scale."""
     out: list[dict[str, Any]] = []
-    base: dict[str, tuple[float, float, float, int]] = {}
-    floor_base: dict[str, tuple[float, int]] = {}
-    deleting_base: dict[str, tuple[float, float, int]] = {}
+    firsts: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def growth(net: str, what: str, value: float, manifests: int) -> float:
+        """``value`` over the first scene's, per unit of scene; each figure against the
+        smallest scene that has it (the floor and the deleting run may start later)."""
+        first, first_manifests = firsts.setdefault((net, what), (value, manifests))
+        return (value / first) / (manifests / first_manifests)
+
     for r in results:
         scene = r["scene"]
         manifests = int(scene["manifests"])
@@ -58,14 +63,6 @@ def rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             floor_wall = float(floor["wall_median"]) if floor else None
             enforce = r.get("enforce") or {}
             deleting = enforce if enforce.get("network", "loopback") == net else {}
-            first = base.setdefault(net, (wall, cpu, rss, manifests))
-            size = manifests / first[3]
-            # The floor's and the deleting run's growth against their own smallest scene: when
-            # the floor grows faster than the scene, that part of kitgc's growth is the registry's.
-            floor_first = floor_base.setdefault(net, (floor_wall, manifests)) if floor_wall else None
-            deleting_first = (deleting_base.setdefault(net, (float(deleting["wall"]), float(deleting["rss_mb"]),
-                                                             manifests))
-                              if deleting.get("wall") is not None else None)
             out.append({
                 "deleting_wall": deleting.get("wall"), "deleting_rss": deleting.get("rss_mb"),
                 "deleted": deleting.get("manifests_deleted"), "deleting_error": deleting.get("error"),
@@ -75,14 +72,14 @@ def rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "floor_kind": ("HEAD" if floor_name == "floor-head" else "GET") if floor else None,
                 "shard": data["variants"].get("kitgc-shard4"),
                 "per_manifest": kitgc.get("requests_per_manifest", {}),
-                "wall_growth": (wall / first[0]) / size, "cpu_growth": (cpu / first[1]) / size,
-                "rss_growth": (rss / first[2]) / size,
+                "wall_growth": growth(net, "wall", wall, manifests), "cpu_growth": growth(net, "cpu", cpu, manifests),
+                "rss_growth": growth(net, "rss", rss, manifests),
                 "over_floor": wall / floor_wall if floor_wall else None,
-                "floor_growth": ((floor_wall / floor_first[0]) / (manifests / floor_first[1])
-                                 if floor_wall and floor_first else None),
-                "deleting_growth": ((float(deleting["wall"]) / deleting_first[0]) / (manifests / deleting_first[2]),
-                                    (float(deleting["rss_mb"]) / deleting_first[1]) / (manifests / deleting_first[2]))
-                if deleting_first else None,
+                # When the floor grows faster than the scene, that part of kitgc's growth is the registry's.
+                "floor_growth": growth(net, "floor", floor_wall, manifests) if floor_wall else None,
+                "deleting_growth": (growth(net, "deleting_wall", float(deleting["wall"]), manifests),
+                                    growth(net, "deleting_rss", float(deleting["rss_mb"]), manifests))
+                if deleting.get("wall") is not None else None,
             })
     return out
 

@@ -277,7 +277,7 @@ class FirstSeen(Mapping[str, datetime]):
 
     def _by_key(self) -> dict[str, datetime]:
         if self._keyed is None:
-            self._keyed = {state_key(m.repository, m.digest): t for m, t in self._pairs}
+            self._keyed = {m.key.state_key(): t for m, t in self._pairs}
             self._pairs = []
         return self._keyed
 

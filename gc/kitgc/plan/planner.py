@@ -121,7 +121,7 @@ def plan(inventory: Inventory, cluster: ClusterSnapshot, policy: Policy, state: 
     # The best evidence is carried over, not only the first sighting: a manifest deferred by
     # MAX_DELETIONS whose kit is deleted in this run must not start its grace period anew.
     # Every manifest observed unreferenced in this run keeps its first-seen time.
-    first_seen = [(m, min(state.first_seen.get(state_key(m.repository, m.digest), now), evidence.since(m)))
+    first_seen = [(m, min(state.first_seen.get(m.key.state_key(), now), evidence.since(m)))
                   for m in (manifests if remember else ()) if m.key not in protected_keys]
     # Kits seen are remembered while their repository still holds images (scope, ownership).
     holding = {last_segment(m.repository) for m in manifests if decisions[m.key].action is not Action.DELETE}
